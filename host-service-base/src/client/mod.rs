@@ -1,0 +1,244 @@
+//! `HostClient`: the one HTTP client a process keeps per host service.
+//!
+//! A `reqwest::Client` owns a connection pool; building one per request (as the Python
+//! platform hostbridge replaces does) pays a TCP handshake, TLS setup and root-store
+//! loading every time. `HostClient` is built once and shared by clone (an `Arc` inside),
+//! and adds what every call to a host service needs: a base URL, a per-call timeout,
+//! bounded jittered retries that respect idempotency, and cancellation.
+
+mod request;
+pub use request::Buffered;
+mod retry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::error::HostError;
+pub use request::HostRequest;
+pub use retry::RetryPolicy;
+
+/// Default time one attempt (connect, send, headers and body) may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time to establish a TCP connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A shared, cheaply cloned client of one host service.
+#[derive(Debug, Clone)]
+pub struct HostClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    service: String,
+    base_url: Url,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+/// Builds a [`HostClient`].
+#[derive(Debug)]
+pub struct HostClientBuilder {
+    service: String,
+    base_url: Url,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retry: RetryPolicy,
+    pool_max_idle_per_host: usize,
+    user_agent: String,
+}
+
+impl HostClientBuilder {
+    /// Per-attempt timeout (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// TCP connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Retry policy (default: 3 retries, 100 ms doubling to 5 s, jitter).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Idle keep-alive connections kept per host (default 32).
+    pub fn pool_max_idle_per_host(mut self, n: usize) -> Self {
+        self.pool_max_idle_per_host = n;
+        self
+    }
+
+    /// Builds the client (one connection pool, rustls for https).
+    pub fn build(self) -> Result<HostClient, HostError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .tcp_nodelay(true)
+            .user_agent(self.user_agent)
+            // Host services are found by configuration, not by proxy discovery.
+            .no_proxy()
+            .build()
+            .map_err(|e| HostError::internal(format_args!("building HTTP client: {e}")))?;
+        Ok(HostClient {
+            inner: Arc::new(Inner {
+                http,
+                service: self.service,
+                base_url: self.base_url,
+                timeout: self.timeout,
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+impl HostClient {
+    /// Starts building a client for `service` at `base_url` (http or https).
+    pub fn builder(
+        service: impl Into<String>,
+        base_url: &str,
+    ) -> Result<HostClientBuilder, HostError> {
+        let base_url = parse_base_url(base_url)?;
+        Ok(HostClientBuilder {
+            service: service.into(),
+            base_url,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            pool_max_idle_per_host: 32,
+            user_agent: concat!("hostbridge/", env!("CARGO_PKG_VERSION")).to_owned(),
+        })
+    }
+
+    /// A client with default settings.
+    pub fn new(service: impl Into<String>, base_url: &str) -> Result<Self, HostError> {
+        Self::builder(service, base_url)?.build()
+    }
+
+    /// The service name used in errors, spans and metrics.
+    pub fn service(&self) -> &str {
+        &self.inner.service
+    }
+
+    /// The base URL every path is appended to.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    /// Starts a request to `path` (which must start with `/`) under the base URL.
+    pub fn request(&self, method: Method, path: &str) -> HostRequest<'_> {
+        HostRequest::new(self, method, path)
+    }
+
+    /// Starts a GET request.
+    pub fn get(&self, path: &str) -> HostRequest<'_> {
+        self.request(Method::GET, path)
+    }
+
+    /// Starts a POST request (not idempotent unless marked so).
+    pub fn post(&self, path: &str) -> HostRequest<'_> {
+        self.request(Method::POST, path)
+    }
+
+    /// GETs `path` and decodes the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<T, HostError> {
+        self.get(path).cancel_opt(cancel).send_json().await
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the JSON answer. Not replayed once the
+    /// request may have reached the server; use [`HostRequest::idempotent`] to allow it.
+    pub async fn post_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<T, HostError> {
+        self.post(path)
+            .json(body)?
+            .cancel_opt(cancel)
+            .send_json()
+            .await
+    }
+
+    fn url_for(&self, path: &str) -> Result<Url, HostError> {
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(HostError::bad_field(
+                "path",
+                format!("`{path}` must start with a single `/`"),
+            ));
+        }
+        let joined = format!(
+            "{}{}",
+            self.inner.base_url.as_str().trim_end_matches('/'),
+            path
+        );
+        Url::parse(&joined).map_err(|e| HostError::bad_field("path", format!("`{path}`: {e}")))
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, HostError> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| HostError::bad_field("base_url", format!("`{raw}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(HostError::bad_field(
+            "base_url",
+            format!("`{raw}` is not an http(s) URL with a host"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(HostError::bad_field(
+            "base_url",
+            format!("`{raw}` must not carry a query or fragment"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_under_a_base_path() -> Result<(), HostError> {
+        let client = HostClient::new("gw", "http://127.0.0.1:8000/api/v1/")?;
+        assert_eq!(
+            client.url_for("/operations")?.as_str(),
+            "http://127.0.0.1:8000/api/v1/operations"
+        );
+        assert!(client.url_for("operations").is_err());
+        assert!(client.url_for("//evil.example/x").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_base_urls_name_the_field() {
+        for bad in ["", "localhost:5001", "ftp://host/", "http://h/?q=1"] {
+            match HostClient::new("s", bad) {
+                Err(HostError::BadRequest { field, .. }) => {
+                    assert_eq!(field.as_deref(), Some("base_url"))
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+}

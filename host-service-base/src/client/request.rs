@@ -1,0 +1,322 @@
+//! One call through a [`HostClient`]: building it, and the attempt/retry loop.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::HostClient;
+use super::retry::should_retry;
+use crate::error::{HostError, retry_after};
+use crate::telemetry::{CLIENT_REQUESTS_TOTAL, CLIENT_RETRIES_TOTAL};
+
+/// How much of an error answer's body is read to build the error; the rest is dropped.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A request being built; finish it with [`send`](Self::send),
+/// [`send_bytes`](Self::send_bytes) or [`send_json`](Self::send_json).
+#[derive(Debug)]
+#[must_use = "a request does nothing until it is sent"]
+pub struct HostRequest<'a> {
+    client: &'a HostClient,
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Bytes>,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    cancel: Option<CancellationToken>,
+    idempotent: bool,
+    max_retries: Option<u32>,
+}
+
+/// A successful answer read whole.
+#[derive(Debug)]
+pub struct Buffered {
+    /// The HTTP status (2xx).
+    pub status: StatusCode,
+    /// The answer's headers.
+    pub headers: HeaderMap,
+    /// The answer's body.
+    pub body: Bytes,
+}
+
+enum Outcome {
+    Streaming(reqwest::Response),
+    Buffered(Buffered),
+}
+
+/// A failed attempt, with what the retry decision needs to know.
+struct Failure {
+    error: HostError,
+    /// False only when no connection was made, so the server cannot have seen it.
+    sent: bool,
+    retry_after: Option<Duration>,
+}
+
+impl<'a> HostRequest<'a> {
+    pub(super) fn new(client: &'a HostClient, method: Method, path: &str) -> Self {
+        // HTTP defines these as idempotent; POST and PATCH are not.
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        Self {
+            client,
+            method,
+            path: path.to_owned(),
+            query: Vec::new(),
+            body: None,
+            headers: HeaderMap::new(),
+            timeout: None,
+            cancel: None,
+            idempotent,
+            max_retries: None,
+        }
+    }
+
+    /// Appends query parameters (encoded for you).
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        self.query.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+        self
+    }
+
+    /// Sets a JSON body.
+    pub fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self, HostError> {
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| HostError::internal(format_args!("encoding request body: {e}")))?;
+        self.body = Some(Bytes::from(bytes));
+        self.headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(self)
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Overrides the client's per-attempt timeout for this call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes the call return [`HostError::Cancelled`] as soon as `token` fires.
+    pub fn cancel(mut self, token: &CancellationToken) -> Self {
+        self.cancel = Some(token.clone());
+        self
+    }
+
+    /// [`cancel`](Self::cancel) when a token is given.
+    pub fn cancel_opt(self, token: Option<&CancellationToken>) -> Self {
+        match token {
+            Some(t) => self.cancel(t),
+            None => self,
+        }
+    }
+
+    /// Declares whether the call may be repeated after it may have reached the server.
+    /// GET/PUT/DELETE default to true, POST/PATCH to false.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Caps the retries of this call below the client's policy (0 = one attempt).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Sends and returns the answer once its headers arrive; the timeout covers the
+    /// headers only, so the body can be streamed. Non-2xx answers become errors.
+    pub async fn send(self) -> Result<reqwest::Response, HostError> {
+        match self.run(false).await? {
+            Outcome::Streaming(response) => Ok(response),
+            Outcome::Buffered(_) => Err(HostError::internal("buffered answer on streaming call")),
+        }
+    }
+
+    /// Sends and reads the whole answer within the timeout.
+    pub async fn send_bytes(self) -> Result<Buffered, HostError> {
+        match self.run(true).await? {
+            Outcome::Buffered(buffered) => Ok(buffered),
+            Outcome::Streaming(_) => Err(HostError::internal("streaming answer on buffered call")),
+        }
+    }
+
+    /// Sends, reads the whole answer and decodes it as JSON.
+    pub async fn send_json<T: DeserializeOwned>(self) -> Result<T, HostError> {
+        let what = format!(
+            "{} answer to {} {}",
+            self.client.service(),
+            self.method,
+            self.path
+        );
+        let buffered = self.send_bytes().await?;
+        serde_json::from_slice(&buffered.body).map_err(|e| HostError::Decode {
+            what,
+            message: e.to_string(),
+        })
+    }
+
+    async fn run(self, buffer: bool) -> Result<Outcome, HostError> {
+        let span = tracing::debug_span!(
+            "host_call",
+            service = %self.client.service(),
+            method = %self.method,
+            path = %self.path,
+        );
+        let cancel = self.cancel.clone().unwrap_or_default();
+        let result = async {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(HostError::Cancelled),
+                result = self.retry_loop(buffer, &cancel) => result,
+            }
+        }
+        .instrument(span)
+        .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        metrics::counter!(CLIENT_REQUESTS_TOTAL, "service" => self.client.service().to_owned(), "outcome" => outcome.to_owned())
+            .increment(1);
+        result
+    }
+
+    async fn retry_loop(
+        &self,
+        buffer: bool,
+        cancel: &CancellationToken,
+    ) -> Result<Outcome, HostError> {
+        let mut url = self.client.url_for(&self.path)?;
+        if !self.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(&self.query);
+        }
+        let mut policy = self.client.retry_policy().clone();
+        if let Some(cap) = self.max_retries {
+            policy.max_retries = policy.max_retries.min(cap);
+        }
+        let mut delays = policy.delays();
+        let mut attempt = 0u32;
+        loop {
+            let failure = match self.attempt(&url, buffer).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(failure) => failure,
+            };
+            if !should_retry(&failure.error, self.idempotent, failure.sent) {
+                return Err(failure.error);
+            }
+            let Some(delay) = policy.next_delay(&failure.error, failure.retry_after, &mut delays)
+            else {
+                return Err(failure.error);
+            };
+            attempt += 1;
+            tracing::debug!(attempt, ?delay, error = %failure.error, "retrying");
+            metrics::counter!(CLIENT_RETRIES_TOTAL, "service" => self.client.service().to_owned())
+                .increment(1);
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(HostError::Cancelled),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &url::Url, buffer: bool) -> Result<Outcome, Failure> {
+        let service = self.client.service();
+        let timeout = self.timeout.unwrap_or(self.client.inner.timeout);
+        let mut builder = self
+            .client
+            .inner
+            .http
+            .request(self.method.clone(), url.clone())
+            .headers(self.headers.clone());
+        if let Some(body) = &self.body {
+            builder = builder.body(body.clone());
+        }
+        let exchange = async {
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| transport_failure(service, e))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(error_answer(service, response).await);
+            }
+            if !buffer {
+                return Ok(Outcome::Streaming(response));
+            }
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| Failure {
+                error: HostError::unavailable(service, e),
+                sent: true,
+                retry_after: None,
+            })?;
+            Ok(Outcome::Buffered(Buffered {
+                status,
+                headers,
+                body,
+            }))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Failure {
+                error: HostError::Timeout {
+                    service: service.to_owned(),
+                    after: timeout,
+                },
+                sent: true,
+                retry_after: None,
+            }),
+        }
+    }
+}
+
+fn transport_failure(service: &str, error: reqwest::Error) -> Failure {
+    // A connect error means no byte of the request left this process.
+    let sent = !error.is_connect();
+    Failure {
+        error: HostError::unavailable(service, error),
+        sent,
+        retry_after: None,
+    }
+}
+
+async fn error_answer(service: &str, mut response: reqwest::Response) -> Failure {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut body = BytesMut::new();
+    // A broken or huge error body still yields an error built from the status.
+    while body.len() < MAX_ERROR_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY);
+    Failure {
+        error: HostError::from_upstream(service, status, &headers, &body),
+        sent: true,
+        retry_after: retry_after(&headers),
+    }
+}

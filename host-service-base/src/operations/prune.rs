@@ -1,0 +1,70 @@
+//! Retention: removing finished operations once they are older than
+//! [`OperationsConfig::retention`](super::OperationsConfig::retention).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::registry::Operations;
+
+impl Operations {
+    /// Removes finished operations whose `completed_at` is more than `retention` before
+    /// `now`, from memory and store. Active operations are never pruned.
+    pub fn prune(&self, now: DateTime<Utc>) -> usize {
+        let cutoff = chrono::Duration::from_std(self.shared.config.retention)
+            .ok()
+            .and_then(|retention| now.checked_sub_signed(retention));
+        let Some(cutoff) = cutoff else { return 0 };
+        let removed: Vec<String> = {
+            let mut entries = self.shared.write();
+            let expired: Vec<String> = entries
+                .iter()
+                .filter(|(_, entry)| {
+                    let info = &entry.lock().info;
+                    info.status.is_terminal()
+                        && info.completed_at.unwrap_or(info.updated_at) < cutoff
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &expired {
+                entries.remove(id);
+            }
+            expired
+        };
+        if let Some(store) = &self.shared.store
+            && let Err(error) = store.remove(&removed)
+        {
+            tracing::error!(%error, "could not remove pruned operations from the store");
+        }
+        if !removed.is_empty() {
+            tracing::debug!(count = removed.len(), "pruned finished operations");
+        }
+        removed.len()
+    }
+
+    /// Runs [`Self::prune`] every `interval` until `shutdown` fires or the registry is
+    /// dropped (the task holds no strong reference to it).
+    pub fn spawn_pruner(
+        &self,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.shared);
+        let period = interval.max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = ticker.tick() => {
+                        let Some(shared) = weak.upgrade() else { break };
+                        Operations { shared }.prune(Utc::now());
+                    }
+                }
+            }
+        })
+    }
+}

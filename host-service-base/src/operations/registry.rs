@@ -1,0 +1,303 @@
+//! [`Operations`]: the registry itself (open, create, look up, list, cancel, subscribe).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::{DEFAULT_CANCEL_REASON, INTERRUPTED_BY_RESTART, OperationsConfig};
+use super::error::{CancelError, OperationsError};
+use super::events::{EventStream, Refresh};
+use super::handle::{Entry, OperationHandle};
+use super::model::{OperationFilter, OperationInfo, OperationProgress, OperationStatus};
+use super::store::Store;
+
+/// State shared by the registry and every handle.
+pub(crate) struct Shared {
+    pub(crate) config: OperationsConfig,
+    pub(crate) store: Option<Store>,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
+    root: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl Shared {
+    pub(crate) fn has_store(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Writes `info` (the state after change `seq`) to the store, unless a newer state
+    /// is already there. Called without the entry lock held. This is a blocking redb
+    /// commit of a few milliseconds, done inline: status changes are rare and progress
+    /// writes are throttled, so a `spawn_blocking` hop would cost more than it saves.
+    pub(crate) fn persist(&self, entry: &Entry, seq: u64, info: &OperationInfo) {
+        let Some(store) = &self.store else { return };
+        entry.write_if_newer(seq, || match store.put(info) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, operation_id = %info.operation_id, "could not persist operation");
+                false
+            }
+        });
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The registry of long-running operations. Cheap to clone; all clones share one state.
+///
+/// The store (when configured) stays open while any clone, [`OperationHandle`] or
+/// spawned task is alive.
+#[derive(Clone)]
+pub struct Operations {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Operations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Operations")
+            .field("store", &self.shared.store.as_ref().map(Store::path))
+            .field("operations", &self.shared.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operations {
+    /// Opens the registry. With a store, every stored operation is loaded; those that
+    /// were pending or running (the process died under them) become `failed` with
+    /// [`INTERRUPTED_BY_RESTART`] and are written back; expired ones are pruned.
+    pub fn open(config: OperationsConfig) -> Result<Self, OperationsError> {
+        let store = config.store_path.as_deref().map(Store::open).transpose()?;
+        let root = CancellationToken::new();
+        let mut entries = HashMap::new();
+        if let Some(store) = &store {
+            let mut loaded = store.load_all()?;
+            let now = Utc::now();
+            let mut interrupted = Vec::new();
+            for info in loaded.iter_mut().filter(|i| !i.status.is_terminal()) {
+                info.status = OperationStatus::Failed;
+                info.error_message = Some(INTERRUPTED_BY_RESTART.to_owned());
+                info.completed_at = Some(now);
+                info.updated_at = now;
+                interrupted.push(info.clone());
+            }
+            store.put_all(&interrupted)?;
+            if !interrupted.is_empty() {
+                tracing::warn!(
+                    count = interrupted.len(),
+                    "operations interrupted by a restart marked failed"
+                );
+            }
+            for info in loaded {
+                let entry = Entry::new(info.clone(), root.child_token());
+                entries.insert(info.operation_id, Arc::new(entry));
+            }
+        }
+        let ops = Self::from_parts(config, store, entries, root);
+        ops.prune(Utc::now());
+        Ok(ops)
+    }
+
+    /// An in-memory registry with the default settings.
+    pub fn in_memory() -> Self {
+        Self::from_parts(
+            OperationsConfig::default(),
+            None,
+            HashMap::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn from_parts(
+        config: OperationsConfig,
+        store: Option<Store>,
+        entries: HashMap<String, Arc<Entry>>,
+        root: CancellationToken,
+    ) -> Self {
+        // Closed from the start: `wait()` then means "until no task is running";
+        // closing does not stop spawning.
+        let tracker = TaskTracker::new();
+        tracker.close();
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                entries: RwLock::new(entries),
+                root,
+                tracker,
+            }),
+        }
+    }
+
+    /// The configuration this registry was opened with.
+    pub fn config(&self) -> &OperationsConfig {
+        &self.shared.config
+    }
+
+    /// The store file, if any.
+    pub fn store_path(&self) -> Option<&Path> {
+        self.shared.store.as_ref().map(Store::path)
+    }
+
+    /// Registers a new `pending` operation and persists it. A `null` metadata becomes
+    /// `{}`. The id is `op_{type}_{YYYYmmdd_HHMMSS}_{8 hex}`.
+    pub fn create(&self, operation_type: impl Into<String>, metadata: Value) -> OperationHandle {
+        let operation_type = operation_type.into();
+        let now = Utc::now();
+        let (entry, info) = {
+            let mut entries = self.shared.write();
+            let id = loop {
+                let id = new_id(&operation_type, now);
+                if !entries.contains_key(&id) {
+                    break id;
+                }
+            };
+            let info = OperationInfo {
+                operation_id: id.clone(),
+                operation_type,
+                status: OperationStatus::Pending,
+                created_at: now,
+                started_at: None,
+                completed_at: None,
+                updated_at: now,
+                progress: OperationProgress::default(),
+                metadata: if metadata.is_null() {
+                    json!({})
+                } else {
+                    metadata
+                },
+                error_message: None,
+                result_summary: None,
+                warnings: Vec::new(),
+            };
+            let entry = Arc::new(Entry::new(info.clone(), self.shared.root.child_token()));
+            entries.insert(id, entry.clone());
+            (entry, info)
+        };
+        // Outside the map lock; `persist` skips this write if a faster change (a cancel
+        // from another thread) already stored a newer state.
+        self.shared.persist(&entry, 0, &info);
+        OperationHandle::new(self.shared.clone(), entry)
+    }
+
+    fn entry(&self, id: &str) -> Option<Arc<Entry>> {
+        self.shared.read().get(id).cloned()
+    }
+
+    /// The handle of an existing operation.
+    pub fn handle(&self, id: &str) -> Option<OperationHandle> {
+        let entry = self.entry(id)?;
+        Some(OperationHandle::new(self.shared.clone(), entry))
+    }
+
+    /// The current state of one operation.
+    pub fn get(&self, id: &str) -> Option<OperationInfo> {
+        Some(self.entry(id)?.info())
+    }
+
+    /// Operations matching `filter`, newest first, after offset/limit; with the number
+    /// that matched before offset/limit and the number of active (pending or running)
+    /// operations in the whole registry.
+    pub fn list(&self, filter: &OperationFilter) -> (Vec<OperationInfo>, usize, usize) {
+        let mut active = 0;
+        let mut matching = Vec::new();
+        for entry in self.shared.read().values() {
+            let state = entry.lock();
+            active += usize::from(!state.info.status.is_terminal());
+            if filter.matches(&state.info) {
+                matching.push(state.info.clone());
+            }
+        }
+        matching
+            .sort_by(|a, b| (b.created_at, &b.operation_id).cmp(&(a.created_at, &a.operation_id)));
+        let total = matching.len();
+        let page = matching
+            .into_iter()
+            .skip(filter.offset)
+            .take(filter.limit.unwrap_or(usize::MAX))
+            .collect();
+        (page, total, active)
+    }
+
+    /// Number of pending or running operations.
+    pub fn active_count(&self) -> usize {
+        let entries = self.shared.read();
+        entries
+            .values()
+            .filter(|e| !e.lock().info.status.is_terminal())
+            .count()
+    }
+
+    /// Cancels one operation: status `cancelled` with `reason` (default
+    /// [`DEFAULT_CANCEL_REASON`]), then its token fires. Work stops cooperatively.
+    pub fn cancel(&self, id: &str, reason: Option<String>) -> Result<OperationInfo, CancelError> {
+        let handle = self.handle(id).ok_or_else(|| CancelError::NotFound {
+            operation_id: id.to_owned(),
+        })?;
+        let reason = reason.unwrap_or_else(|| DEFAULT_CANCEL_REASON.to_owned());
+        if handle.mark_cancelled(reason) {
+            Ok(handle.info())
+        } else {
+            Err(CancelError::AlreadyFinished {
+                operation_id: id.to_owned(),
+                status: handle.status(),
+            })
+        }
+    }
+
+    /// Cancels every pending or running operation (at shutdown); returns how many.
+    pub fn cancel_all(&self, reason: &str) -> usize {
+        let entries: Vec<Arc<Entry>> = self.shared.read().values().cloned().collect();
+        entries
+            .into_iter()
+            .filter(|entry| {
+                OperationHandle::new(self.shared.clone(), entry.clone()).mark_cancelled(reason)
+            })
+            .count()
+    }
+
+    /// The changes of one operation: a snapshot first, then every change in order,
+    /// ending after the terminal event (at once for a finished operation). `None` for
+    /// an unknown id.
+    pub fn subscribe(&self, id: &str) -> Option<EventStream> {
+        let entry = self.entry(id)?;
+        let (first, receiver) = {
+            let mut state = entry.lock();
+            let first = state.snapshot_event();
+            let receiver = (!state.info.status.is_terminal()).then(|| state.hub.receiver());
+            (first, receiver)
+        };
+        let weak = Arc::downgrade(&entry);
+        let refresh: Refresh = Box::new(move || Some(weak.upgrade()?.lock().snapshot_event()));
+        Some(EventStream::new(first, receiver, refresh))
+    }
+}
+
+/// `op_{type}_{YYYYmmdd_HHMMSS}_{8 hex}`; the type is reduced to `[A-Za-z0-9_-]` so
+/// that ids are safe in URL paths.
+fn new_id(operation_type: &str, now: DateTime<Utc>) -> String {
+    let kind: String = operation_type
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let short = hex.get(..8).unwrap_or(&hex);
+    format!("op_{kind}_{}_{short}", now.format("%Y%m%d_%H%M%S"))
+}

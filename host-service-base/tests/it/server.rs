@@ -1,0 +1,265 @@
+//! The server scaffold over real sockets: standard routes, envelope errors, request
+//! timeout, and graceful shutdown with a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use host_service_base::operations::{OperationStatus, Operations};
+use host_service_base::server::{Json, Readiness, Server, ServerConfig};
+use host_service_base::{CancellationToken, HostError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+struct Started {
+    base: String,
+    shutdown: CancellationToken,
+    done: tokio::task::JoinHandle<
+        Result<host_service_base::server::ShutdownReport, host_service_base::server::ServeError>,
+    >,
+}
+
+async fn start(server: Server) -> Started {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    let done = tokio::spawn(server.serve(listener, shutdown.clone()));
+    Started {
+        base,
+        shutdown,
+        done,
+    }
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Order {
+    symbol: String,
+    qty: u32,
+}
+
+struct NotReady;
+
+#[async_trait::async_trait]
+impl Readiness for NotReady {
+    async fn check(&self) -> Result<Value, String> {
+        Err("IB Gateway not connected".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn standard_routes_limits_and_field_errors() {
+    let mut config = ServerConfig::new("ib-connector");
+    config.body_limit = 1024;
+    config.request_timeout = Duration::from_millis(200);
+    let router = Router::new()
+        .route(
+            "/orders",
+            post(|Json(order): Json<Order>| async move {
+                axum::Json(json!({ "symbol": order.symbol }))
+            }),
+        )
+        .route(
+            "/stuck",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        );
+    let s = start(Server::new(config, router).readiness(Arc::new(NotReady))).await;
+    let http = reqwest::Client::new();
+
+    let live: Value = http
+        .get(format!("{}/health", s.base))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(live["healthy"], true);
+    assert_eq!(live["service"], "ib-connector");
+    assert_eq!(live["status"], "healthy");
+    assert!(
+        live["timestamp"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+    );
+
+    let ready = http
+        .get(format!("{}/ready", s.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.expect("json");
+    assert_eq!(ready["reason"], "IB Gateway not connected");
+
+    let ok: Value = http
+        .post(format!("{}/orders", s.base))
+        .json(&json!({ "symbol": "AAPL", "qty": 1 }))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ok["symbol"], "AAPL");
+
+    let missing = http
+        .post(format!("{}/orders", s.base))
+        .json(&json!({ "qty": 1 }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(missing.status(), 400);
+    let body: Value = missing.json().await.expect("json");
+    assert_eq!(body["error"]["details"]["field"], "symbol", "{body}");
+
+    let mistyped = http
+        .post(format!("{}/orders", s.base))
+        .json(&json!({ "symbol": "A", "qty": "x" }))
+        .send()
+        .await
+        .expect("post");
+    let body: Value = mistyped.json().await.expect("json");
+    assert_eq!(body["error"]["details"]["field"], "qty", "{body}");
+
+    let huge = http
+        .post(format!("{}/orders", s.base))
+        .header("content-type", "application/json")
+        .body(format!("{{\"symbol\":\"{}\",\"qty\":1}}", "A".repeat(4096)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(huge.status(), 413, "body over the limit is refused");
+
+    let stuck = http
+        .get(format!("{}/stuck", s.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(stuck.status(), 504);
+    let body: Value = stuck.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "timeout");
+
+    let unknown = http
+        .get(format!("{}/nope", s.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unknown.status(), 404);
+
+    s.shutdown.cancel();
+    assert!(s.done.await.expect("join").expect("serve").drained);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_cancels_operations_and_meets_the_deadline() {
+    let ops = Operations::in_memory();
+    let entered = Arc::new(Notify::new());
+    let entered_in_handler = entered.clone();
+    let router = Router::new().route(
+        "/slow",
+        get(move || {
+            let entered = entered_in_handler.clone();
+            async move {
+                entered.notify_one();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "finished"
+            }
+        }),
+    );
+    let op = ops.spawn("training", json!({}), |handle| async move {
+        // Long work that only stops when cancelled, checking between "batches".
+        while !handle.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(json!({ "stopped": true }))
+    });
+    let mut config = ServerConfig::new("training-host");
+    config.shutdown_grace = Duration::from_secs(5);
+    let s = start(Server::new(config, router).operations(ops.clone())).await;
+
+    let url = format!("{}/slow", s.base);
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await?.text().await });
+    entered.notified().await;
+    let asked = tokio::time::Instant::now();
+    s.shutdown.cancel();
+
+    let answer = in_flight
+        .await
+        .expect("join")
+        .expect("in-flight request completed");
+    assert_eq!(answer, "finished");
+    let report = s.done.await.expect("join").expect("serve");
+    assert!(report.drained, "everything drained before the deadline");
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        ops.get(op.id()).expect("op").status,
+        OperationStatus::Cancelled
+    );
+
+    let refused = reqwest::get(format!("{}/slow", s.base)).await;
+    assert!(refused.is_err(), "no longer accepting");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_abandons_work_at_the_deadline() {
+    let entered = Arc::new(Notify::new());
+    let entered_in_handler = entered.clone();
+    let router = Router::new().route(
+        "/forever",
+        get(move || {
+            let entered = entered_in_handler.clone();
+            async move {
+                entered.notify_one();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never"
+            }
+        }),
+    );
+    let mut config = ServerConfig::new("data-host");
+    config.shutdown_grace = Duration::from_secs(2);
+    config.request_timeout = Duration::from_secs(7200);
+    let s = start(Server::new(config, router)).await;
+    let url = format!("{}/forever", s.base);
+    let _in_flight = tokio::spawn(async move { reqwest::get(url).await });
+    entered.notified().await;
+
+    let asked = tokio::time::Instant::now();
+    s.shutdown.cancel();
+    let report = s.done.await.expect("join").expect("serve");
+    assert!(!report.drained);
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn handler_errors_use_the_envelope() {
+    let router = Router::new().route(
+        "/missing",
+        get(|| async { Err::<(), _>(HostError::not_found("no such session")) }),
+    );
+    let s = start(Server::new(ServerConfig::new("training-host"), router)).await;
+    let response = reqwest::get(format!("{}/missing", s.base))
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({
+            "success": false,
+            "error": { "code": "not_found", "message": "no such session", "details": null },
+            "detail": "no such session",
+        })
+    );
+    s.shutdown.cancel();
+}
