@@ -1,0 +1,196 @@
+//! Bars: the [`Bar`] every provider, the store and the simulator agree on, and its one
+//! DataFrame layout (`timestamp` UTC datetime in ms, then f64 `open high low close
+//! volume`), with the conversions between the two.
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Name of the time column.
+pub const TIMESTAMP: &str = "timestamp";
+/// Names of the value columns, in order.
+pub const VALUE_COLUMNS: [&str; 5] = ["open", "high", "low", "close", "volume"];
+
+/// An OHLCV bar opening at `timestamp` (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bar {
+    /// Bar open time, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// First trade price.
+    pub open: f64,
+    /// Highest price.
+    pub high: f64,
+    /// Lowest price.
+    pub low: f64,
+    /// Last trade price.
+    pub close: f64,
+    /// Traded volume.
+    pub volume: f64,
+}
+
+/// A frame is not in the bars layout.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// A column is missing or has the wrong type.
+    #[error("bars frame: {0}")]
+    Layout(String),
+    /// A timestamp is outside what chrono can represent.
+    #[error("bars frame: timestamp {0} ms is out of range")]
+    TimestampRange(i64),
+    /// polars failed.
+    #[error("bars frame: {0}")]
+    Polars(#[from] PolarsError),
+}
+
+/// The dtype of the time column.
+pub fn timestamp_dtype() -> DataType {
+    DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+}
+
+/// Builds the bars frame from columns (timestamps in Unix milliseconds).
+pub fn frame_from_columns(
+    timestamps_ms: Vec<i64>,
+    values: [Vec<f64>; 5],
+) -> Result<DataFrame, FrameError> {
+    let height = timestamps_ms.len();
+    if values.iter().any(|v| v.len() != height) {
+        return Err(FrameError::Layout("columns of different lengths".into()));
+    }
+    let time = Series::new(TIMESTAMP.into(), timestamps_ms).cast(&timestamp_dtype())?;
+    let mut columns: Vec<Column> = Vec::with_capacity(6);
+    columns.push(time.into());
+    for (name, data) in VALUE_COLUMNS.into_iter().zip(values) {
+        columns.push(Series::new(name.into(), data).into());
+    }
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// An empty bars frame with the right schema.
+pub fn empty_frame() -> DataFrame {
+    frame_from_columns(Vec::new(), Default::default()).unwrap_or_default()
+}
+
+/// Bars to a frame.
+pub fn bars_to_frame(bars: &[Bar]) -> Result<DataFrame, FrameError> {
+    let mut ts = Vec::with_capacity(bars.len());
+    let mut values: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(bars.len()));
+    for bar in bars {
+        ts.push(bar.timestamp.timestamp_millis());
+        for (column, v) in values
+            .iter_mut()
+            .zip([bar.open, bar.high, bar.low, bar.close, bar.volume])
+        {
+            column.push(v);
+        }
+    }
+    frame_from_columns(ts, values)
+}
+
+/// The time column as Unix milliseconds (checks the layout).
+pub fn timestamps_ms(frame: &DataFrame) -> Result<Vec<i64>, FrameError> {
+    let column = frame
+        .column(TIMESTAMP)
+        .map_err(|_| FrameError::Layout(format!("no `{TIMESTAMP}` column")))?;
+    if !matches!(column.dtype(), DataType::Datetime(_, _)) {
+        return Err(FrameError::Layout(format!(
+            "`{TIMESTAMP}` is {}, not a datetime",
+            column.dtype()
+        )));
+    }
+    let ms = column.cast(&timestamp_dtype())?.cast(&DataType::Int64)?;
+    let ms = ms.i64()?;
+    if ms.null_count() > 0 {
+        return Err(FrameError::Layout(format!(
+            "`{TIMESTAMP}` has missing values"
+        )));
+    }
+    Ok(ms.into_no_null_iter().collect())
+}
+
+/// One value column as f64 (checks the layout).
+pub fn value_column(frame: &DataFrame, name: &str) -> Result<Vec<f64>, FrameError> {
+    let column = frame
+        .column(name)
+        .map_err(|_| FrameError::Layout(format!("no `{name}` column")))?;
+    let values = column.cast(&DataType::Float64)?;
+    let values = values.f64()?;
+    if values.null_count() > 0 {
+        return Err(FrameError::Layout(format!("`{name}` has missing values")));
+    }
+    Ok(values.into_no_null_iter().collect())
+}
+
+/// A frame to bars.
+pub fn frame_to_bars(frame: &DataFrame) -> Result<Vec<Bar>, FrameError> {
+    let ts = timestamps_ms(frame)?;
+    let [open, high, low, close, volume] = VALUE_COLUMNS.map(|name| value_column(frame, name));
+    let (open, high, low, close, volume) = (open?, high?, low?, close?, volume?);
+    ts.iter()
+        .enumerate()
+        .map(|(i, &ms)| {
+            Ok(Bar {
+                timestamp: DateTime::from_timestamp_millis(ms)
+                    .ok_or(FrameError::TimestampRange(ms))?,
+                open: open[i],
+                high: high[i],
+                low: low[i],
+                close: close[i],
+                volume: volume[i],
+            })
+        })
+        .collect()
+}
+
+/// Rows of `frame` whose timestamp is in `[start, end)`.
+pub fn slice_range(
+    frame: &DataFrame,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<DataFrame, FrameError> {
+    let ts = timestamps_ms(frame)?;
+    // Frames are sorted: two binary searches instead of a full filter.
+    let lo = ts.partition_point(|&t| t < start.timestamp_millis());
+    let hi = ts.partition_point(|&t| t < end.timestamp_millis());
+    Ok(frame.slice(lo as i64, hi.saturating_sub(lo)))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    fn bar(day: u32, close: f64) -> Bar {
+        Bar {
+            timestamp: Utc
+                .with_ymd_and_hms(2024, 1, day, 0, 0, 0)
+                .single()
+                .expect("valid date"),
+            open: close - 1.0,
+            high: close + 1.0,
+            low: close - 2.0,
+            close,
+            volume: 1000.0 * f64::from(day),
+        }
+    }
+
+    #[test]
+    fn bars_round_trip_through_a_frame() {
+        let bars: Vec<Bar> = (1..=5)
+            .map(|d| bar(d, 100.0 + f64::from(d) / 3.0))
+            .collect();
+        let frame = bars_to_frame(&bars).expect("frame");
+        assert_eq!(frame.schema().get(TIMESTAMP), Some(&timestamp_dtype()));
+        assert_eq!(frame_to_bars(&frame).expect("bars"), bars);
+        assert_eq!(empty_frame().height(), 0);
+        assert_eq!(empty_frame().schema(), frame.schema());
+    }
+
+    #[test]
+    fn slices_half_open_ranges() {
+        let bars: Vec<Bar> = (1..=5).map(|d| bar(d, 100.0)).collect();
+        let frame = bars_to_frame(&bars).expect("frame");
+        let sliced = slice_range(&frame, bars[1].timestamp, bars[3].timestamp).expect("slice");
+        assert_eq!(frame_to_bars(&sliced).expect("bars"), bars[1..3].to_vec());
+    }
+}

@@ -1,0 +1,1 @@
+//! IB provider (in progress).

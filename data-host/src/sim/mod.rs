@@ -1,0 +1,1 @@
+//! IB Gateway simulator (in progress).

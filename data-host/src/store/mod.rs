@@ -1,0 +1,302 @@
+//! The local store: `{data_dir}/{SYMBOL}_{TIMEFRAME}.csv` (or `.parquet`), one file per
+//! symbol and timeframe, read into and written from bars frames.
+//!
+//! - Symbols are validated ([`Symbol`]) before any path is formed.
+//! - Writes are atomic (temporary file, fsync, rename); a crash leaves the old file.
+//! - [`Store::merge`] never drops a stored bar; a fetched bar with the same timestamp
+//!   replaces the stored one; files stay sorted with unique timestamps.
+//! - Calls block on disk I/O: async callers run them in `spawn_blocking`.
+//! - One writer per data directory: merges of the same file inside one process are
+//!   serialised; separate processes must not write the same directory at once.
+
+mod atomic;
+pub mod csv;
+mod gaps;
+mod merge;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+pub use gaps::{Gap, GapPolicy, find_gaps};
+pub use merge::{MergeReport, merge, normalize};
+
+use crate::bars::{self, FrameError};
+use crate::symbol::Symbol;
+use crate::timeframe::Timeframe;
+
+/// File format of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreFormat {
+    /// `{SYMBOL}_{TIMEFRAME}.csv` (the KTRDR layout).
+    #[default]
+    Csv,
+    /// `{SYMBOL}_{TIMEFRAME}.parquet`.
+    Parquet,
+}
+
+impl StoreFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Parquet => "parquet",
+        }
+    }
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system error.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A stored file is not in the store layout.
+    #[error("{file}: line {line}: {message}")]
+    Parse {
+        /// File name.
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A frame is not in the bars layout.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Parquet encoding or decoding failed.
+    #[error("parquet {file}: {message}")]
+    Parquet {
+        /// File name.
+        file: String,
+        /// polars' message.
+        message: String,
+    },
+}
+
+/// What the store holds for one symbol and timeframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    /// First bar.
+    pub first: DateTime<Utc>,
+    /// Last bar.
+    pub last: DateTime<Utc>,
+    /// Number of bars.
+    pub rows: usize,
+}
+
+/// A directory of bar files.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+    format: StoreFormat,
+    /// One lock per file, so concurrent merges of the same file cannot lose bars.
+    locks: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
+}
+
+impl Store {
+    /// A store in `dir` writing `format` (files of either format are read).
+    pub fn new(dir: impl Into<PathBuf>, format: StoreFormat) -> Self {
+        Self {
+            dir: dir.into(),
+            format,
+            locks: Arc::default(),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where `symbol` at `timeframe` is written.
+    pub fn path(&self, symbol: &Symbol, timeframe: Timeframe) -> PathBuf {
+        self.path_in(symbol, timeframe, self.format)
+    }
+
+    fn path_in(&self, symbol: &Symbol, timeframe: Timeframe, format: StoreFormat) -> PathBuf {
+        self.dir
+            .join(format!("{symbol}_{timeframe}.{}", format.extension()))
+    }
+
+    /// The stored bars, sorted and unique by time; `None` when there is no file.
+    pub fn load(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<Option<DataFrame>, StoreError> {
+        let other = match self.format {
+            StoreFormat::Csv => StoreFormat::Parquet,
+            StoreFormat::Parquet => StoreFormat::Csv,
+        };
+        for format in [self.format, other] {
+            let path = self.path_in(symbol, timeframe, format);
+            match read_file(&path, format) {
+                Ok(frame) => return Ok(Some(normalize(&frame)?)),
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stored bars with open time in `[start, end)` (empty when none).
+    pub fn load_range(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<DataFrame, StoreError> {
+        match self.load(symbol, timeframe)? {
+            Some(frame) => Ok(bars::slice_range(&frame, start, end)?),
+            None => Ok(bars::empty_frame()),
+        }
+    }
+
+    /// First and last stored bar, if any.
+    pub fn coverage(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+    ) -> Result<Option<Coverage>, StoreError> {
+        let Some(frame) = self.load(symbol, timeframe)? else {
+            return Ok(None);
+        };
+        let ts = bars::timestamps_ms(&frame)?;
+        let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
+            return Ok(None);
+        };
+        let at = |ms| DateTime::from_timestamp_millis(ms).ok_or(FrameError::TimestampRange(ms));
+        Ok(Some(Coverage {
+            first: at(first)?,
+            last: at(last)?,
+            rows: ts.len(),
+        }))
+    }
+
+    /// Replaces the stored bars with `frame` (sorted and de-duplicated first).
+    pub fn save(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        frame: &DataFrame,
+    ) -> Result<(), StoreError> {
+        let path = self.path(symbol, timeframe);
+        let lock = self.lock_for(&path);
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.write_locked(&path, &normalize(frame)?)
+    }
+
+    /// Merges `fetched` into the stored bars and writes the result atomically.
+    pub fn merge(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        fetched: &DataFrame,
+    ) -> Result<MergeReport, StoreError> {
+        let path = self.path(symbol, timeframe);
+        let lock = self.lock_for(&path);
+        let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let stored = self
+            .load(symbol, timeframe)?
+            .unwrap_or_else(bars::empty_frame);
+        let (merged, report) = merge(&stored, fetched)?;
+        if report.added > 0 || report.replaced > 0 {
+            self.write_locked(&path, &merged)?;
+        }
+        Ok(report)
+    }
+
+    /// Every `(symbol, timeframe)` with a file in the store.
+    pub fn list(&self) -> Result<Vec<(Symbol, Timeframe)>, StoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut found: Vec<(Symbol, Timeframe)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let stem = name
+                    .strip_suffix(".csv")
+                    .or_else(|| name.strip_suffix(".parquet"))?;
+                let (symbol, timeframe) = stem.rsplit_once('_')?;
+                Some((Symbol::parse(symbol).ok()?, timeframe.parse().ok()?))
+            })
+            .collect();
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    fn lock_for(&self, path: &Path) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.entry(path.to_path_buf()).or_default().clone()
+    }
+
+    fn write_locked(&self, path: &Path, frame: &DataFrame) -> Result<(), StoreError> {
+        let file = file_name(path);
+        atomic::replace(path, |out| match self.format {
+            StoreFormat::Csv => csv::write(frame, out),
+            StoreFormat::Parquet => {
+                let mut frame = frame.clone();
+                ParquetWriter::new(out)
+                    .finish(&mut frame)
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Parquet {
+                        file: file.clone(),
+                        message: e.to_string(),
+                    })
+            }
+        })
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn read_file(path: &Path, format: StoreFormat) -> Result<DataFrame, StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = file_name(path);
+    match format {
+        StoreFormat::Csv => {
+            let bytes = std::fs::read(path).map_err(io)?;
+            csv::parse(&bytes, &file)
+        }
+        StoreFormat::Parquet => {
+            let handle = File::open(path).map_err(io)?;
+            let frame = ParquetReader::new(handle)
+                .finish()
+                .map_err(|e| StoreError::Parquet {
+                    file: file.clone(),
+                    message: e.to_string(),
+                })?;
+            // Check the layout here, so a foreign file fails with a clear message.
+            bars::timestamps_ms(&frame)?;
+            Ok(frame)
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! IB provider against the simulator (in progress).

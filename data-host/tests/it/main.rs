@@ -1,0 +1,5 @@
+//! Integration tests of data-host: real servers on 127.0.0.1 port 0 (the IB Gateway
+//! simulator standing in for IB), real clients. One test binary links faster.
+
+mod ib;
+mod sim;

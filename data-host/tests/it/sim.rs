@@ -1,0 +1,1 @@
+//! The IB Gateway simulator (in progress).
