@@ -6,10 +6,13 @@
 //! simulator, a real TWS-API peer, so the whole system runs and is tested without an
 //! IB account.
 
+pub mod api;
 pub mod bars;
+pub mod client;
 pub mod ib;
 pub mod local;
 pub mod provider;
+pub mod service;
 pub mod sim;
 pub mod store;
 pub mod symbol;

@@ -1,5 +1,125 @@
-//! `data-host` binary (commands arrive with the HTTP service).
+//! `data-host`: the market-data host service, its healthcheck, and (soon) the IB
+//! Gateway simulator. Parses arguments and hands over to the library.
 
-fn main() {
-    println!("data-host {}", env!("CARGO_PKG_VERSION"));
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use data_host::local::LocalProvider;
+use data_host::provider::DataProvider;
+use data_host::store::{Store, StoreFormat};
+use host_service_base::config::{Env, parse_duration};
+use host_service_base::server::shutdown_token;
+use host_service_base::telemetry::{LogFormat, init_tracing};
+use host_service_base::{AsyncHostService, HostClient, HostService};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "data-host",
+    version,
+    about = "hostbridge market-data host service (KTRDR IB host service contract)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Exit 0 when the service at --url answers /health healthy (for container healthchecks).
+    Healthcheck {
+        /// Base URL of the service.
+        #[arg(long, env = "DATA_HOST_URL", default_value = "http://127.0.0.1:5001")]
+        url: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on (loopback by default: host services are not for the network).
+    #[arg(long, env = "DATA_HOST_BIND", default_value = "127.0.0.1:5001")]
+    bind: SocketAddr,
+    /// Where bars come from.
+    #[arg(long, env = "DATA_HOST_SOURCE", value_enum, default_value_t = Source::Local)]
+    source: Source,
+    /// Directory of the local store ({SYMBOL}_{TIMEFRAME}.csv).
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Format the store writes.
+    #[arg(long, env = "DATA_HOST_STORE_FORMAT", value_enum, default_value_t = Format::Csv)]
+    store_format: Format,
+    /// Longest a data request may take (e.g. 600s, 10m).
+    #[arg(long, env = "DATA_HOST_REQUEST_TIMEOUT", default_value = "600s", value_parser = duration)]
+    request_timeout: Duration,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Source {
+    /// Answer from the local store only; no IB connection.
+    Local,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration("--request-timeout", text).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("data-host: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Healthcheck { url } => {
+            let service = HostService::new(HostClient::new("data-host", &url)?, Duration::ZERO);
+            let report = service.probe_health().await;
+            if report.healthy {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("unhealthy: {}", report.error.unwrap_or_default());
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Serve(args) => {
+            init_tracing(LogFormat::from_env(&Env::process())?)?;
+            let format = match args.store_format {
+                Format::Csv => StoreFormat::Csv,
+                Format::Parquet => StoreFormat::Parquet,
+            };
+            let provider: Arc<dyn DataProvider> = match args.source {
+                Source::Local => Arc::new(LocalProvider::new(Store::new(&args.data_dir, format))),
+            };
+            let listener = tokio::net::TcpListener::bind(args.bind).await?;
+            tracing::info!(source = provider.name(), data_dir = %args.data_dir.display(), "data-host starting");
+            let report = data_host::service::serve(
+                listener,
+                provider,
+                args.request_timeout,
+                shutdown_token(),
+            )
+            .await?;
+            Ok(if report.drained {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
 }

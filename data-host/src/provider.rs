@@ -158,6 +158,72 @@ impl DataError {
             message: message.into(),
         }
     }
+
+    /// A stable machine code for this error, sent beside the message as the
+    /// `error_code` addition to the KTRDR contract (`invalid:timeframe`, `pacing`, ...)
+    /// so that clients can tell failures apart without parsing text.
+    pub fn code(&self) -> String {
+        match self {
+            Self::Invalid { field, .. } => format!("invalid:{field}"),
+            Self::UnknownSymbol { .. } => "unknown_symbol".into(),
+            Self::NotSubscribed { .. } => "not_subscribed".into(),
+            Self::Pacing(_) => "pacing".into(),
+            Self::Connectivity(_) => "connectivity".into(),
+            Self::Timeout(_) => "timeout".into(),
+            Self::Broker { code, .. } => format!("broker:{code}"),
+            Self::Store(_) => "store".into(),
+            Self::Cancelled => "cancelled".into(),
+            Self::Host(e) => format!("host:{}", e.code()),
+        }
+    }
+
+    /// Rebuilds an error from its [`code`](Self::code) and message (client side).
+    /// What does not cross the wire (a timeout's length) comes back empty.
+    pub fn from_code(code: Option<&str>, message: String) -> Self {
+        const FIELDS: [&str; 6] = [
+            "symbol",
+            "timeframe",
+            "start",
+            "end",
+            "instrument_type",
+            "timeframes",
+        ];
+        let (kind, arg) = code.map_or(("", ""), |c| c.split_once(':').unwrap_or((c, "")));
+        match kind {
+            "invalid" => {
+                let field = FIELDS.into_iter().find(|f| *f == arg).unwrap_or("request");
+                // The message was "invalid `field`: detail"; keep the detail.
+                let detail = message
+                    .split_once("`: ")
+                    .map_or(message.clone(), |(_, m)| m.to_owned());
+                Self::Invalid {
+                    field,
+                    message: detail,
+                }
+            }
+            "unknown_symbol" => Self::UnknownSymbol {
+                symbol: message.rsplit(' ').next().unwrap_or_default().to_owned(),
+            },
+            "not_subscribed" => Self::NotSubscribed {
+                symbol: String::new(),
+                message,
+            },
+            "pacing" => Self::Pacing(message),
+            "connectivity" => Self::Connectivity(message),
+            "timeout" => Self::Timeout(std::time::Duration::ZERO),
+            "cancelled" => Self::Cancelled,
+            "broker" => Self::Broker {
+                code: arg.parse().unwrap_or(0),
+                message,
+            },
+            "store" => Self::Store(message),
+            _ => Self::Host(HostError::Upstream {
+                status: 200,
+                code: code.unwrap_or("data_error").to_owned(),
+                message,
+            }),
+        }
+    }
 }
 
 impl From<DataError> for HostError {

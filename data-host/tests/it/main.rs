@@ -1,5 +1,7 @@
 //! Integration tests of data-host: real servers on 127.0.0.1 port 0 (the IB Gateway
 //! simulator standing in for IB), real clients. One test binary links faster.
 
+mod api;
 mod ib;
 mod sim;
+mod support;

@@ -1,0 +1,318 @@
+//! `/data/*`: historical bars, validation, symbol info, head timestamps.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use host_service_base::CancellationToken;
+use host_service_base::server::{Json, Query};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ApiState;
+use super::wire::{self, ARROW_STREAM};
+use crate::provider::{BarsRequest, DataError, Validation};
+use crate::store::csv::parse_timestamp;
+use crate::symbol::{InstrumentType, Symbol};
+use crate::timeframe::Timeframe;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HistoricalRequest {
+    pub(crate) symbol: String,
+    pub(crate) timeframe: String,
+    pub(crate) start: String,
+    pub(crate) end: String,
+    pub(crate) instrument_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HistoricalResponse {
+    pub(crate) success: bool,
+    pub(crate) data: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) rows: Option<usize>,
+    /// hostbridge addition: [`DataError::code`] of a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_code: Option<String>,
+}
+
+fn symbol(text: &str) -> Result<Symbol, DataError> {
+    Symbol::parse(text).map_err(|e| DataError::invalid("symbol", e.to_string()))
+}
+
+fn timeframe(text: &str) -> Result<Timeframe, DataError> {
+    text.parse()
+        .map_err(|e: crate::timeframe::UnknownTimeframe| {
+            DataError::invalid("timeframe", e.to_string())
+        })
+}
+
+fn instrument(text: Option<&str>) -> Result<Option<InstrumentType>, DataError> {
+    InstrumentType::parse_optional(text)
+        .map_err(|e| DataError::invalid("instrument_type", e.to_string()))
+}
+
+/// ISO 8601 time; a time without offset is UTC.
+fn time(field: &'static str, text: &str) -> Result<DateTime<Utc>, DataError> {
+    parse_timestamp(text)
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| {
+            DataError::invalid(
+                field,
+                format!("`{}` is not an ISO 8601 time", text.escape_default()),
+            )
+        })
+}
+
+impl HistoricalRequest {
+    fn parse(&self) -> Result<BarsRequest, DataError> {
+        BarsRequest::new(
+            symbol(&self.symbol)?,
+            timeframe(&self.timeframe)?,
+            time("start", &self.start)?,
+            time("end", &self.end)?,
+            instrument(self.instrument_type.as_deref())?,
+        )
+    }
+}
+
+fn wants_arrow(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|part| part.trim().starts_with(ARROW_STREAM))
+        })
+}
+
+fn failure(state: &ApiState, error: &DataError) -> Response {
+    let message = error.to_string();
+    state.stats.error(&message);
+    tracing::info!(error = %message, "historical request failed");
+    axum::Json(HistoricalResponse {
+        success: false,
+        data: None,
+        error: Some(message),
+        rows: None,
+        error_code: Some(error.code()),
+    })
+    .into_response()
+}
+
+pub(super) async fn historical(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(body): Json<HistoricalRequest>,
+) -> Response {
+    state.stats.request();
+    let request = match body.parse() {
+        Ok(r) => r,
+        Err(e) => return failure(&state, &e),
+    };
+    // Dropping this handler (the client went away) cancels the provider's work.
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    let frame = match state.provider.bars(&request, &cancel).await {
+        Ok(frame) => frame,
+        Err(e) => return failure(&state, &e),
+    };
+    let rows = frame.height();
+    let arrow = wants_arrow(&headers);
+    // Encoding a large frame is CPU work: keep it off the async threads.
+    let encoded = tokio::task::spawn_blocking(move || {
+        if arrow {
+            wire::to_arrow(&frame).map(Encoded::Arrow)
+        } else {
+            wire::to_pandas_json(&frame).map(Encoded::Json)
+        }
+    })
+    .await;
+    match encoded {
+        Ok(Ok(Encoded::Arrow(bytes))) => {
+            let mut response = bytes.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
+            response
+                .headers_mut()
+                .insert("x-rows", HeaderValue::from(rows));
+            response
+        }
+        Ok(Ok(Encoded::Json(data))) => axum::Json(HistoricalResponse {
+            success: true,
+            data: Some(data),
+            error: None,
+            rows: Some(rows),
+            error_code: None,
+        })
+        .into_response(),
+        Ok(Err(e)) => failure(&state, &DataError::Store(e.to_string())),
+        Err(e) => failure(
+            &state,
+            &DataError::Store(format!("encoding task failed: {e}")),
+        ),
+    }
+}
+
+enum Encoded {
+    Arrow(Vec<u8>),
+    Json(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ValidateRequest {
+    pub(crate) symbol: String,
+    pub(crate) timeframes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ValidationResponse {
+    pub(crate) success: bool,
+    pub(crate) is_valid: Option<bool>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) contract_info: Option<Value>,
+    pub(crate) head_timestamps: Option<std::collections::BTreeMap<String, Option<String>>>,
+    pub(crate) error: Option<String>,
+    /// hostbridge addition: [`DataError::code`] of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error_code: Option<String>,
+}
+
+impl ValidationResponse {
+    fn from_result(state: &ApiState, result: Result<Validation, DataError>) -> Self {
+        match result {
+            Ok(v) => Self {
+                success: true,
+                is_valid: Some(v.is_valid),
+                error_message: v.error_message,
+                contract_info: v.contract_info.and_then(|c| serde_json::to_value(c).ok()),
+                head_timestamps: Some(
+                    v.head_timestamps
+                        .into_iter()
+                        .map(|(tf, t)| (tf, t.map(|t| t.to_rfc3339())))
+                        .collect(),
+                ),
+                error: None,
+                error_code: None,
+            },
+            Err(e) => {
+                let message = e.to_string();
+                state.stats.error(&message);
+                Self {
+                    success: false,
+                    is_valid: None,
+                    error_message: None,
+                    contract_info: None,
+                    head_timestamps: None,
+                    error: Some(message),
+                    error_code: Some(e.code()),
+                }
+            }
+        }
+    }
+}
+
+async fn run_validate(
+    state: &ApiState,
+    raw_symbol: &str,
+    raw_timeframes: &[String],
+) -> Result<Validation, DataError> {
+    let symbol = symbol(raw_symbol)?;
+    let timeframes = raw_timeframes
+        .iter()
+        .map(|t| timeframe(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    state.provider.validate(&symbol, &timeframes, &cancel).await
+}
+
+pub(super) async fn validate(
+    State(state): State<ApiState>,
+    Json(body): Json<ValidateRequest>,
+) -> axum::Json<Value> {
+    state.stats.request();
+    let result = run_validate(
+        &state,
+        &body.symbol,
+        body.timeframes.as_deref().unwrap_or_default(),
+    )
+    .await;
+    axum::Json(
+        serde_json::to_value(ValidationResponse::from_result(&state, result)).unwrap_or_default(),
+    )
+}
+
+/// Timeframes whose head timestamps `symbol-info` reports (as the KTRDR service does).
+const SYMBOL_INFO_TIMEFRAMES: [&str; 1] = ["1h"];
+
+pub(super) async fn symbol_info(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+) -> axum::Json<Value> {
+    state.stats.request();
+    let timeframes: Vec<String> = SYMBOL_INFO_TIMEFRAMES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let result = run_validate(&state, &raw, &timeframes).await;
+    axum::Json(
+        serde_json::to_value(ValidationResponse::from_result(&state, result)).unwrap_or_default(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HeadQuery {
+    symbol: String,
+    timeframe: String,
+    instrument_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HeadResponse {
+    pub(crate) success: bool,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) error: Option<String>,
+    /// hostbridge addition: [`DataError::code`] of a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error_code: Option<String>,
+}
+
+pub(super) async fn head_timestamp(
+    State(state): State<ApiState>,
+    Query(query): Query<HeadQuery>,
+) -> axum::Json<HeadResponse> {
+    state.stats.request();
+    let result = async {
+        let symbol = symbol(&query.symbol)?;
+        let timeframe = timeframe(&query.timeframe)?;
+        let instrument = instrument(query.instrument_type.as_deref())?;
+        let cancel = CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        state
+            .provider
+            .head_timestamp(&symbol, timeframe, instrument, &cancel)
+            .await
+    }
+    .await;
+    axum::Json(match result {
+        Ok(t) => HeadResponse {
+            success: true,
+            timestamp: t.map(|t| t.to_rfc3339()),
+            error: None,
+            error_code: None,
+        },
+        Err(e) => {
+            let message = e.to_string();
+            state.stats.error(&message);
+            HeadResponse {
+                success: false,
+                timestamp: None,
+                error: Some(message),
+                error_code: Some(e.code()),
+            }
+        }
+    })
+}

@@ -1,0 +1,189 @@
+//! The two wire forms of a bars frame.
+//!
+//! - JSON, the KTRDR contract: `data` is a JSON *string* holding an object keyed by ISO
+//!   timestamp, each value `{open, high, low, close, volume}` — what pandas writes with
+//!   `to_json(orient="index", date_format="iso")` (keys like `2024-01-02T00:00:00.000Z`).
+//! - Arrow IPC stream (`application/vnd.apache.arrow.stream`), the same frame as
+//!   columns: no text formatting or parsing at either end.
+
+use std::fmt::Write as _;
+use std::io::Cursor;
+
+use polars::prelude::*;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use crate::bars::{self, FrameError, VALUE_COLUMNS};
+use crate::store::csv::parse_timestamp;
+
+/// Media type of an Arrow IPC stream.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// Wire encoding or decoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The frame is not in the bars layout.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Arrow IPC encoding or decoding failed.
+    #[error("arrow: {0}")]
+    Arrow(String),
+    /// The JSON `data` string is malformed.
+    #[error("bars JSON: {0}")]
+    Json(String),
+}
+
+/// Encodes a bars frame as the pandas `orient="index"` JSON text.
+pub fn to_pandas_json(frame: &DataFrame) -> Result<String, WireError> {
+    let ts = bars::timestamps_ms(frame)?;
+    let columns = VALUE_COLUMNS.map(|name| bars::value_column(frame, name));
+    let [open, high, low, close, volume] = columns;
+    let values = [open?, high?, low?, close?, volume?];
+    // ~110 bytes a row; one allocation for the whole text.
+    let mut out = String::with_capacity(2 + ts.len() * 112);
+    out.push('{');
+    for (row, &ms) in ts.iter().enumerate() {
+        if row > 0 {
+            out.push(',');
+        }
+        let time =
+            chrono::DateTime::from_timestamp_millis(ms).ok_or(FrameError::TimestampRange(ms))?;
+        let _ = write!(out, "\"{}\":{{", time.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        for (c, name) in VALUE_COLUMNS.iter().enumerate() {
+            if c > 0 {
+                out.push(',');
+            }
+            let v = values[c][row];
+            // pandas writes NaN and infinities as null.
+            if v.is_finite() {
+                let _ = write!(out, "\"{name}\":{v}");
+            } else {
+                let _ = write!(out, "\"{name}\":null");
+            }
+        }
+        out.push('}');
+    }
+    out.push('}');
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct Row {
+    open: Option<f64>,
+    high: Option<f64>,
+    low: Option<f64>,
+    close: Option<f64>,
+    volume: Option<f64>,
+}
+
+/// Rows in document order, keys parsed to Unix milliseconds.
+struct Rows(Vec<(i64, Row)>);
+
+impl<'de> Deserialize<'de> for Rows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RowsVisitor;
+        impl<'de> Visitor<'de> for RowsVisitor {
+            type Value = Rows;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object keyed by ISO timestamp")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Rows, A::Error> {
+                let mut rows = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let ms = parse_timestamp(&key)
+                        .or_else(|| key.parse::<i64>().ok()) // pandas' default epoch-ms keys
+                        .ok_or_else(|| {
+                            de::Error::custom(format!("key `{key}` is not a timestamp"))
+                        })?;
+                    rows.push((ms, map.next_value()?));
+                }
+                Ok(Rows(rows))
+            }
+        }
+        deserializer.deserialize_map(RowsVisitor)
+    }
+}
+
+/// Decodes the pandas `orient="index"` JSON text into a bars frame (sorted by time).
+pub fn from_pandas_json(text: &str) -> Result<DataFrame, WireError> {
+    let Rows(mut rows) = serde_json::from_str(text).map_err(|e| WireError::Json(e.to_string()))?;
+    rows.sort_by_key(|(ms, _)| *ms);
+    let mut ts = Vec::with_capacity(rows.len());
+    let mut values: [Vec<f64>; 5] = std::array::from_fn(|_| Vec::with_capacity(rows.len()));
+    for (ms, row) in rows {
+        ts.push(ms);
+        for (column, v) in values
+            .iter_mut()
+            .zip([row.open, row.high, row.low, row.close, row.volume])
+        {
+            column.push(v.unwrap_or(f64::NAN));
+        }
+    }
+    Ok(bars::frame_from_columns(ts, values)?)
+}
+
+/// Encodes a frame as an Arrow IPC stream.
+pub fn to_arrow(frame: &DataFrame) -> Result<Vec<u8>, WireError> {
+    let mut frame = frame.clone();
+    let mut out = Vec::new();
+    IpcStreamWriter::new(&mut out)
+        .finish(&mut frame)
+        .map_err(|e| WireError::Arrow(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes an Arrow IPC stream into a bars frame (checking the layout).
+pub fn from_arrow(bytes: &[u8]) -> Result<DataFrame, WireError> {
+    let frame = IpcStreamReader::new(Cursor::new(bytes))
+        .finish()
+        .map_err(|e| WireError::Arrow(e.to_string()))?;
+    bars::timestamps_ms(&frame)?;
+    for name in VALUE_COLUMNS {
+        bars::value_column(&frame, name)?;
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DataFrame {
+        let ts = vec![1_704_153_600_000, 1_704_240_000_000];
+        bars::frame_from_columns(
+            ts,
+            [
+                vec![1.5, 2.0],
+                vec![2.25, 3.0],
+                vec![1.0, 1.75],
+                vec![2.0, 2.5],
+                vec![1000.0, 0.0],
+            ],
+        )
+        .expect("frame")
+    }
+
+    #[test]
+    fn pandas_json_has_iso_keys_and_round_trips() {
+        let text = to_pandas_json(&sample()).expect("json");
+        assert!(text.starts_with(r#"{"2024-01-02T00:00:00.000Z":{"open":1.5,"high":2.25,"low":1,"close":2,"volume":1000}"#), "{text}");
+        assert_eq!(from_pandas_json(&text).expect("decode"), sample());
+        assert_eq!(to_pandas_json(&bars::empty_frame()).expect("json"), "{}");
+        assert_eq!(from_pandas_json("{}").expect("decode").height(), 0);
+    }
+
+    #[test]
+    fn arrow_round_trips() {
+        let bytes = to_arrow(&sample()).expect("arrow");
+        assert_eq!(from_arrow(&bytes).expect("decode"), sample());
+        assert!(from_arrow(b"not arrow").is_err());
+    }
+
+    #[test]
+    fn bad_json_keys_are_named() {
+        let err =
+            from_pandas_json(r#"{"yesterday":{"open":1,"high":1,"low":1,"close":1,"volume":1}}"#)
+                .expect_err("bad key");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+}

@@ -1,0 +1,287 @@
+//! data-host's HTTP contract over a real socket, on the local store (`--source local`).
+
+use chrono::{DateTime, TimeZone, Utc};
+use data_host::client::{DataHostClient, Format};
+use data_host::provider::{BarsRequest, DataProvider};
+use data_host::store::{Store, StoreFormat};
+use data_host::{Symbol, Timeframe};
+use host_service_base::CancellationToken;
+use serde_json::{Value, json};
+
+use crate::support::{local, sample_copy, start_host};
+
+fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json answer"))
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{base}{path}")).await.expect("get");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json answer"))
+}
+
+#[tokio::test]
+async fn historical_json_is_the_pandas_layout_and_matches_the_store_row_for_row() {
+    let dir = sample_copy();
+    let host = start_host(local(dir.path())).await;
+    let (status, answer) = post(
+        &host.base,
+        "/data/historical",
+        &json!({ "symbol": "AAPL", "timeframe": "1d", "start": "2010-01-01T00:00:00", "end": "2011-01-01T00:00:00Z" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["error"], Value::Null);
+    let data = answer["data"].as_str().expect("data is a JSON string");
+    let parsed: serde_json::Map<String, Value> =
+        serde_json::from_str(data).expect("data parses as an object");
+    assert_eq!(answer["rows"].as_u64(), Some(parsed.len() as u64));
+    assert_eq!(parsed.len(), 252, "trading days of 2010");
+    for (key, row) in &parsed {
+        // pandas `to_json(orient="index", date_format="iso")` keys: 2010-01-04T00:00:00.000Z
+        assert!(
+            DateTime::parse_from_rfc3339(key).is_ok() && key.ends_with(".000Z"),
+            "{key}"
+        );
+        for field in ["open", "high", "low", "close", "volume"] {
+            assert!(row[field].is_number(), "{key} {field}");
+        }
+    }
+
+    let store = Store::new(dir.path(), StoreFormat::Csv);
+    let symbol = Symbol::parse("AAPL").expect("symbol");
+    let expected = store
+        .load_range(&symbol, Timeframe::D1, utc(2010, 1, 1), utc(2011, 1, 1))
+        .expect("store");
+    let decoded = data_host::api::wire::from_pandas_json(data).expect("decode");
+    assert_eq!(decoded, expected, "every row, every column");
+}
+
+#[tokio::test]
+async fn arrow_and_json_clients_get_the_stored_bars() {
+    let dir = sample_copy();
+    let host = start_host(local(dir.path())).await;
+    let store = Store::new(dir.path(), StoreFormat::Csv);
+    let cancel = CancellationToken::new();
+    for (tf, start, end) in [
+        (Timeframe::D1, utc(2005, 1, 1), utc(2008, 1, 1)),
+        (Timeframe::H1, utc(2025, 1, 1), utc(2025, 7, 1)),
+    ] {
+        let request =
+            BarsRequest::new(Symbol::parse("aapl").expect("symbol"), tf, start, end, None)
+                .expect("request");
+        let expected = store
+            .load_range(&request.symbol, tf, start, end)
+            .expect("store");
+        assert!(expected.height() > 500, "{tf}: {}", expected.height());
+        for format in [Format::Arrow, Format::Json] {
+            let client = DataHostClient::new(&host.base)
+                .expect("client")
+                .format(format);
+            let got = client.bars(&request, &cancel).await.expect("bars");
+            assert_eq!(got, expected, "{tf} via {format:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_named_and_nothing_is_written() {
+    let dir = sample_copy();
+    let before = snapshot(dir.path());
+    let host = start_host(local(dir.path())).await;
+    let base =
+        json!({ "symbol": "AAPL", "timeframe": "1d", "start": "2010-01-01", "end": "2011-01-01" });
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("timeframe", json!("7m"), "invalid:timeframe"),
+        ("timeframe", json!("1 day"), "invalid:timeframe"),
+        ("start", json!("2012-01-01"), "invalid:start"),
+        ("start", json!("2024-13-45"), "invalid:start"),
+        ("end", json!("soon"), "invalid:end"),
+        ("symbol", json!("../etc/passwd"), "invalid:symbol"),
+        ("symbol", json!("a/b"), "invalid:symbol"),
+        ("symbol", json!(""), "invalid:symbol"),
+        ("symbol", json!("A".repeat(60)), "invalid:symbol"),
+        (
+            "instrument_type",
+            json!("crypto"),
+            "invalid:instrument_type",
+        ),
+    ];
+    for (field, value, code) in cases {
+        let mut body = base.clone();
+        body[field] = value.clone();
+        let (status, answer) = post(&host.base, "/data/historical", &body).await;
+        assert_eq!(status, 200, "{field}={value}");
+        assert_eq!(answer["success"], false, "{field}={value}: {answer}");
+        assert_eq!(answer["error_code"], code, "{field}={value}: {answer}");
+        let error = answer["error"].as_str().expect("error text");
+        assert!(error.contains(field), "error names `{field}`: {error}");
+        assert_eq!(answer["data"], Value::Null);
+    }
+
+    // Structurally broken bodies: 400 in the envelope, naming the field.
+    let mut missing = base.clone();
+    missing.as_object_mut().expect("object").remove("end");
+    let (status, answer) = post(&host.base, "/data/historical", &missing).await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (400, Some("end")),
+        "{answer}"
+    );
+    let mut mistyped = base.clone();
+    mistyped["timeframe"] = json!(60);
+    let (status, answer) = post(&host.base, "/data/historical", &mistyped).await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (400, Some("timeframe")),
+        "{answer}"
+    );
+    let raw = reqwest::Client::new()
+        .post(format!("{}/data/historical", host.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(raw.status(), 400);
+
+    assert_eq!(snapshot(dir.path()), before, "the store is untouched");
+}
+
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn validate_symbol_info_and_head_timestamp() {
+    let dir = sample_copy();
+    let host = start_host(local(dir.path())).await;
+
+    let (_, answer) = post(
+        &host.base,
+        "/data/validate",
+        &json!({ "symbol": "MSFT", "timeframes": ["1d", "1h"] }),
+    )
+    .await;
+    assert_eq!(answer["success"], true);
+    assert_eq!(answer["is_valid"], true);
+    assert_eq!(
+        answer["head_timestamps"],
+        json!({ "1d": "2000-03-01T00:00:00+00:00", "1h": null })
+    );
+    assert_eq!(answer["contract_info"]["asset_type"], "STK");
+
+    let (_, answer) = post(&host.base, "/data/validate", &json!({ "symbol": "ZZZZ" })).await;
+    assert_eq!(
+        (answer["success"].as_bool(), answer["is_valid"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(
+        answer["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ZZZZ"))
+    );
+
+    let (_, answer) = post(
+        &host.base,
+        "/data/validate",
+        &json!({ "symbol": "AAPL", "timeframes": ["2d"] }),
+    )
+    .await;
+    assert_eq!(
+        (answer["success"].as_bool(), answer["error_code"].as_str()),
+        (Some(false), Some("invalid:timeframe"))
+    );
+
+    let (_, answer) = get(&host.base, "/data/symbol-info/AAPL").await;
+    assert_eq!(answer["head_timestamps"]["1h"], "2024-08-06T13:30:00+00:00");
+
+    // An empty instrument_type means absent.
+    let (_, answer) = get(
+        &host.base,
+        "/data/head-timestamp?symbol=GOOG&timeframe=1d&instrument_type=",
+    )
+    .await;
+    assert_eq!(
+        answer,
+        json!({ "success": true, "timestamp": "2004-08-19T00:00:00+00:00", "error": null })
+    );
+    let (_, answer) = get(&host.base, "/data/head-timestamp?symbol=GOOG&timeframe=1y").await;
+    assert_eq!(answer["error_code"], "invalid:timeframe");
+    let (status, answer) = get(&host.base, "/data/head-timestamp?symbol=GOOG").await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (400, Some("timeframe")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn health_endpoints_report_real_figures() {
+    let dir = sample_copy();
+    let host = start_host(local(dir.path())).await;
+    let (_, live) = get(&host.base, "/health").await;
+    assert_eq!(
+        (
+            live["healthy"].as_bool(),
+            live["service"].as_str(),
+            live["status"].as_str()
+        ),
+        (Some(true), Some("ib-connector"), Some("healthy"))
+    );
+
+    let ok =
+        json!({ "symbol": "IBM", "timeframe": "1d", "start": "2001-01-01", "end": "2001-02-01" });
+    post(&host.base, "/data/historical", &ok).await;
+    post(&host.base, "/data/historical", &ok).await;
+    post(
+        &host.base,
+        "/data/historical",
+        &json!({ "symbol": "IBM", "timeframe": "9h", "start": "2001-01-01", "end": "2001-02-01" }),
+    )
+    .await;
+
+    let (_, detailed) = get(&host.base, "/health/detailed").await;
+    assert_eq!(detailed["total_requests"], 3, "{detailed}");
+    assert_eq!(detailed["error_count"], 1);
+    assert!(
+        detailed["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("9h"))
+    );
+    assert_eq!(
+        detailed["ib_gateway_connected"], false,
+        "the local source has no gateway"
+    );
+    assert_eq!(detailed["source"], "local");
+    assert!(detailed["uptime_seconds"].as_f64().is_some_and(|s| s > 0.0));
+
+    let (_, basic) = get(&host.base, "/health/").await;
+    assert_eq!(basic["ib_status"]["connected"], false);
+    assert_eq!(basic["connection_info"]["service_running"], true);
+}
