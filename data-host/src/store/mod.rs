@@ -93,6 +93,18 @@ pub struct Coverage {
     pub rows: usize,
 }
 
+/// Files whose parsed frames are kept in memory (most recently used win).
+const CACHED_FILES: usize = 16;
+
+/// A parsed file and the file state it was parsed from.
+#[derive(Debug, Clone)]
+struct Cached {
+    modified: std::time::SystemTime,
+    len: u64,
+    frame: DataFrame,
+    used: u64,
+}
+
 /// A directory of bar files.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -100,6 +112,9 @@ pub struct Store {
     format: StoreFormat,
     /// One lock per file, so concurrent merges of the same file cannot lose bars.
     locks: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
+    /// Parsed frames keyed by path; an entry is used only while the file's mtime and
+    /// length are unchanged, so edits by other programs are seen on the next load.
+    cache: Arc<Mutex<(u64, HashMap<PathBuf, Cached>)>>,
 }
 
 impl Store {
@@ -109,6 +124,7 @@ impl Store {
             dir: dir.into(),
             format,
             locks: Arc::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -139,14 +155,64 @@ impl Store {
         };
         for format in [self.format, other] {
             let path = self.path_in(symbol, timeframe, format);
-            match read_file(&path, format) {
-                Ok(frame) => return Ok(Some(normalize(&frame)?)),
-                Err(StoreError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            let meta = match std::fs::metadata(&path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(StoreError::Io { path, source }),
+            };
+            let stamp = (meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len());
+            if let Some(frame) = self.cached(&path, stamp) {
+                return Ok(Some(frame));
             }
+            let frame = normalize(&read_file(&path, format)?)?;
+            self.remember(path, stamp, frame.clone());
+            return Ok(Some(frame));
         }
         Ok(None)
+    }
+
+    fn cached(
+        &self,
+        path: &Path,
+        (modified, len): (std::time::SystemTime, u64),
+    ) -> Option<DataFrame> {
+        let mut guard = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        let entry = entries
+            .get_mut(path)
+            .filter(|c| c.modified == modified && c.len == len)?;
+        entry.used = *clock;
+        // Frames share their column buffers: this clone copies no bars.
+        Some(entry.frame.clone())
+    }
+
+    fn remember(
+        &self,
+        path: PathBuf,
+        (modified, len): (std::time::SystemTime, u64),
+        frame: DataFrame,
+    ) {
+        let mut guard = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        let full = entries.len() >= CACHED_FILES && !entries.contains_key(&path);
+        let oldest = entries
+            .iter()
+            .min_by_key(|(_, c)| c.used)
+            .map(|(p, _)| p.clone());
+        if let Some(oldest) = oldest.filter(|_| full) {
+            entries.remove(&oldest);
+        }
+        entries.insert(
+            path,
+            Cached {
+                modified,
+                len,
+                frame,
+                used: *clock,
+            },
+        );
     }
 
     /// Stored bars with open time in `[start, end)` (empty when none).
@@ -251,6 +317,12 @@ impl Store {
     }
 
     fn write_locked(&self, path: &Path, frame: &DataFrame) -> Result<(), StoreError> {
+        // Never serve the old frame after our own write, whatever the file clock says.
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .remove(path);
         let file = file_name(path);
         atomic::replace(path, |out| match self.format {
             StoreFormat::Csv => csv::write(frame, out),
@@ -298,5 +370,81 @@ fn read_file(path: &Path, format: StoreFormat) -> Result<DataFrame, StoreError> 
             bars::timestamps_ms(&frame)?;
             Ok(frame)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(days: &[i64], close: f64) -> DataFrame {
+        let ts = days.iter().map(|d| d * 86_400_000).collect();
+        bars::frame_from_columns(ts, std::array::from_fn(|_| vec![close; days.len()]))
+            .expect("frame")
+    }
+
+    #[test]
+    fn loads_see_writes_by_us_and_by_others() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path(), StoreFormat::Csv);
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        assert!(store.load(&aapl, Timeframe::D1).expect("load").is_none());
+        store
+            .save(&aapl, Timeframe::D1, &frame(&[1, 2], 1.0))
+            .expect("save");
+        assert_eq!(
+            store.load(&aapl, Timeframe::D1).expect("load"),
+            Some(frame(&[1, 2], 1.0))
+        );
+        let report = store
+            .merge(&aapl, Timeframe::D1, &frame(&[2, 3], 2.0))
+            .expect("merge");
+        assert_eq!((report.added, report.replaced, report.after), (1, 1, 3));
+        let merged = store
+            .load(&aapl, Timeframe::D1)
+            .expect("load")
+            .expect("file");
+        assert_eq!(
+            bars::value_column(&merged, "close").expect("close"),
+            vec![1.0, 2.0, 2.0]
+        );
+        // Another program rewrites the file: the next load sees it.
+        std::fs::write(
+            store.path(&aapl, Timeframe::D1),
+            "timestamp,open,high,low,close,volume\n1970-01-05T00:00:00Z,9,9,9,9,9\n",
+        )
+        .expect("write");
+        assert_eq!(
+            store.load(&aapl, Timeframe::D1).expect("load"),
+            Some(frame(&[4], 9.0))
+        );
+    }
+
+    #[test]
+    fn parquet_round_trips_and_csv_is_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        Store::new(dir.path(), StoreFormat::Csv)
+            .save(&aapl, Timeframe::H1, &frame(&[1], 1.0))
+            .expect("csv");
+        let store = Store::new(dir.path(), StoreFormat::Parquet);
+        assert_eq!(
+            store.load(&aapl, Timeframe::H1).expect("falls back to csv"),
+            Some(frame(&[1], 1.0))
+        );
+        store
+            .save(&aapl, Timeframe::D1, &frame(&[1, 5, 3], 4.5))
+            .expect("parquet");
+        assert_eq!(
+            store.load(&aapl, Timeframe::D1).expect("load"),
+            Some(frame(&[1, 3, 5], 4.5))
+        );
+        assert!(
+            store
+                .path(&aapl, Timeframe::D1)
+                .extension()
+                .is_some_and(|e| e == "parquet")
+        );
+        assert_eq!(store.list().expect("list").len(), 2);
     }
 }
