@@ -2,6 +2,7 @@
 //! simulator standing in for IB), real clients. One test binary links faster.
 
 mod api;
+mod binary;
 mod ib;
 mod sim;
 mod support;
