@@ -1,5 +1,5 @@
-//! `data-host`: the market-data host service, its healthcheck, and (soon) the IB
-//! Gateway simulator. Parses arguments and hands over to the library.
+//! `data-host`: the market-data host service, the IB Gateway simulator, and a
+//! healthcheck. Parses arguments and hands over to the library.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +10,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use data_host::local::LocalProvider;
 use data_host::provider::DataProvider;
+use data_host::sim::{SimConfig, Simulator, StoreBarSource};
 use data_host::store::{Store, StoreFormat};
 use host_service_base::config::{Env, parse_duration};
-use host_service_base::server::shutdown_token;
+use host_service_base::server::{shutdown_signal, shutdown_token};
 use host_service_base::telemetry::{LogFormat, init_tracing};
 use host_service_base::{AsyncHostService, HostClient, HostService};
 
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API.
     Serve(ServeArgs),
+    /// Run the IB Gateway simulator: a TWS-API peer serving bars from a store directory
+    /// and enforcing IB's pacing rules (error 162), for use without an IB account.
+    IbSim(SimArgs),
     /// Exit 0 when the service at --url answers /health healthy (for container healthchecks).
     Healthcheck {
         /// Base URL of the service.
@@ -58,6 +62,22 @@ struct ServeArgs {
     request_timeout: Duration,
 }
 
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    /// Address the simulated gateway listens on (IB Gateway's paper port is 4002).
+    #[arg(long, env = "IB_SIM_BIND", default_value = "127.0.0.1:4002")]
+    bind: SocketAddr,
+    /// Store directory whose bars it serves.
+    #[arg(long, env = "DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Delay before each historical answer (e.g. 500ms), to exercise cancellation.
+    #[arg(long, env = "IB_SIM_RESPONSE_DELAY", default_value = "0s", value_parser = delay)]
+    response_delay: Duration,
+    /// Do not enforce IB's pacing rules.
+    #[arg(long)]
+    no_pacing: bool,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Source {
     /// Answer from the local store only; no IB connection.
@@ -68,6 +88,10 @@ enum Source {
 enum Format {
     Csv,
     Parquet,
+}
+
+fn delay(text: &str) -> Result<Duration, String> {
+    parse_duration("--response-delay", text).map_err(|e| e.to_string())
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -96,6 +120,24 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
             eprintln!("unhealthy: {}", report.error.unwrap_or_default());
             Ok(ExitCode::FAILURE)
+        }
+        Command::IbSim(args) => {
+            init_tracing(LogFormat::from_env(&Env::process())?)?;
+            let source = StoreBarSource::new(Store::new(&args.data_dir, StoreFormat::Csv));
+            let mut config = SimConfig::new(Arc::new(source));
+            config.response_delay = args.response_delay;
+            config.enforce_pacing = !args.no_pacing;
+            let sim = Simulator::bind(args.bind, config).await?;
+            tracing::info!(addr = %sim.addr(), data_dir = %args.data_dir.display(), "IB Gateway simulator listening");
+            shutdown_signal().await;
+            let stats = sim.stats();
+            sim.shutdown().await;
+            // The violation count is the simulator's verdict on its clients: print it.
+            println!(
+                "ib-sim: {} connections, {} historical requests, {} pacing violations, {} cancels",
+                stats.connections, stats.historical_requests, stats.violations, stats.cancels
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
             init_tracing(LogFormat::from_env(&Env::process())?)?;
