@@ -1,0 +1,65 @@
+//! Chronological train/validation/test split (no shuffling: the model is always
+//! evaluated on data later than what it learned from).
+//!
+//! For `n` rows, train gets `floor(n * train)` rows, validation `floor(n * validation)`,
+//! and test the rest, in that time order. A multi-symbol dataset splits each symbol
+//! this way and concatenates the parts (see [`crate::features::build_dataset`]).
+
+use std::ops::Range;
+
+use crate::strategy::DataSplit;
+
+/// Row ranges of the three parts of `n` rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRanges {
+    /// Oldest rows.
+    pub train: Range<usize>,
+    /// Middle rows.
+    pub validation: Range<usize>,
+    /// Newest rows.
+    pub test: Range<usize>,
+}
+
+/// Splits `n` rows by `fractions`.
+pub fn split_ranges(n: usize, fractions: &DataSplit) -> SplitRanges {
+    // The epsilon keeps 0.29 * 100 = 28.999999999999996 from losing a row.
+    let part = |f: f64| ((n as f64 * f + 1e-9).floor() as usize).min(n);
+    let train = part(fractions.train);
+    let validation = part(fractions.validation).min(n - train);
+    SplitRanges {
+        train: 0..train,
+        validation: train..train + validation,
+        test: train + validation..n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fractions(train: f64, validation: f64, test: f64) -> DataSplit {
+        DataSplit {
+            train,
+            validation,
+            test,
+        }
+    }
+
+    #[test]
+    fn splits_in_time_order_and_covers_every_row() {
+        let r = split_ranges(100, &fractions(0.7, 0.15, 0.15));
+        assert_eq!((r.train, r.validation, r.test), (0..70, 70..85, 85..100));
+        let r = split_ranges(10, &fractions(0.7, 0.15, 0.15));
+        assert_eq!((r.train, r.validation, r.test), (0..7, 7..8, 8..10));
+        let r = split_ranges(100, &fractions(0.29, 0.71, 0.0));
+        assert_eq!((r.train, r.validation, r.test), (0..29, 29..100, 100..100));
+        let r = split_ranges(0, &fractions(0.7, 0.15, 0.15));
+        assert_eq!((r.train, r.validation, r.test), (0..0, 0..0, 0..0));
+        for n in 0..50 {
+            let r = split_ranges(n, &fractions(0.6, 0.2, 0.2));
+            assert_eq!(r.train.len() + r.validation.len() + r.test.len(), n);
+            assert_eq!(r.train.end, r.validation.start);
+            assert_eq!(r.validation.end, r.test.start);
+        }
+    }
+}
