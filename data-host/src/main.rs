@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use data_host::ib::{IbConfig, IbProvider};
 use data_host::local::LocalProvider;
 use data_host::provider::DataProvider;
 use data_host::sim::{SimConfig, Simulator, StoreBarSource};
@@ -49,8 +50,14 @@ struct ServeArgs {
     #[arg(long, env = "DATA_HOST_BIND", default_value = "127.0.0.1:5001")]
     bind: SocketAddr,
     /// Where bars come from.
-    #[arg(long, env = "DATA_HOST_SOURCE", value_enum, default_value_t = Source::Local)]
+    #[arg(long, env = "DATA_HOST_SOURCE", value_enum, default_value_t = Source::Ib)]
     source: Source,
+    /// TWS / IB Gateway address (an IP: 127.0.0.1, not localhost).
+    #[arg(long, env = "IB_ADDRESS", default_value = "127.0.0.1:4002")]
+    ib_address: SocketAddr,
+    /// API client id this service uses at the gateway (unique per connection).
+    #[arg(long, env = "IB_CLIENT_ID", default_value_t = 1)]
+    ib_client_id: i32,
     /// Directory of the local store ({SYMBOL}_{TIMEFRAME}.csv).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -80,6 +87,8 @@ struct SimArgs {
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Source {
+    /// Fetch from TWS / IB Gateway (or `data-host ib-sim`), paced by IB's rules.
+    Ib,
     /// Answer from the local store only; no IB connection.
     Local,
 }
@@ -147,6 +156,10 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             };
             let provider: Arc<dyn DataProvider> = match args.source {
                 Source::Local => Arc::new(LocalProvider::new(Store::new(&args.data_dir, format))),
+                Source::Ib => Arc::new(IbProvider::new(IbConfig::new(
+                    args.ib_address,
+                    args.ib_client_id,
+                ))),
             };
             let listener = tokio::net::TcpListener::bind(args.bind).await?;
             tracing::info!(source = provider.name(), data_dir = %args.data_dir.display(), "data-host starting");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host_service_base::CancellationToken;
-use host_service_base::server::{ServeError, Server, ServerConfig, ShutdownReport};
+use host_service_base::server::{Readiness, ServeError, Server, ServerConfig, ShutdownReport};
 use tokio::net::TcpListener;
 
 use crate::SERVICE_NAME;
@@ -20,7 +20,25 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn server(provider: Arc<dyn DataProvider>, request_timeout: Duration) -> Server {
     let mut config = ServerConfig::new(SERVICE_NAME);
     config.request_timeout = request_timeout;
-    Server::new(config, api::router(ApiState::new(provider)))
+    let readiness = Arc::new(ProviderReady(provider.clone()));
+    Server::new(config, api::router(ApiState::new(provider))).readiness(readiness)
+}
+
+/// `/ready`: the local store is always ready; a broker-backed source is ready while
+/// its upstream is connected.
+struct ProviderReady(Arc<dyn DataProvider>);
+
+#[async_trait::async_trait]
+impl Readiness for ProviderReady {
+    async fn check(&self) -> Result<serde_json::Value, String> {
+        let status = self.0.status();
+        if status.source == "local" || status.connected {
+            return Ok(serde_json::to_value(&status).unwrap_or_default());
+        }
+        Err(status
+            .last_error
+            .unwrap_or_else(|| format!("{} source is not connected", status.source)))
+    }
 }
 
 /// Serves data-host on `listener` until `shutdown` fires.

@@ -185,24 +185,30 @@ impl IbDuration {
 
     /// The duration that asks for a wall-clock `span` back from a request's end time:
     ///
-    /// * shorter than a day: whole seconds, rounded up (`5400 S` for 90 minutes);
-    /// * from one day to 365 days: whole days, rounded up (`1 D` for exactly one day,
-    ///   as a 1m segment is; `2 D` for 36 hours; `365 D` for a 1d segment);
+    /// * up to one day: whole seconds, rounded up (`5400 S` for 90 minutes, `86400 S`
+    ///   for exactly one day, as a full 1m segment is);
+    /// * above a day, up to 365 days: whole days, rounded up (`2 D` for 36 hours,
+    ///   `365 D` for a 1d segment);
     /// * longer: calendar years, rounded up (`2 Y` for the 730-day 1w / 1M segments).
     ///
-    /// Whole days are preferred over `86400 S`-style seconds because that is how IB
-    /// documents day-long requests and what its limits table is written in; rounding
-    /// up never asks for less than the span (the provider trims the surplus). `W` and
-    /// `M` are never produced: months and weeks of trading time are not a fixed number
-    /// of seconds. A zero or negative span gives the smallest duration, `1 S`.
+    /// Seconds up to a day because IB counts `D` in trading sessions back from the
+    /// session that contains the end time: `1 D` ending at midnight UTC covers only
+    /// the session of that day (or the previous one), not the 24 hours before the end,
+    /// and the 1m bars of a day segment could go missing. `S` is wall-clock time, and
+    /// IB accepts up to 86400 of them. Above a day, where `S` is not allowed, `D`
+    /// reaches at least as many calendar days back as asked (there is at most one
+    /// session per calendar day), so it can only over-fetch. Rounding up never asks for
+    /// less than the span (the provider trims the surplus). `W` and `M` are never
+    /// produced: months and weeks of trading time are not a fixed number of seconds.
+    /// A zero or negative span gives the smallest duration, `1 S`.
     pub fn covering(span: TimeDelta) -> Self {
         let whole = span.num_seconds();
         let part = i64::from(span.subsec_nanos() > 0);
         let seconds = u64::try_from(whole.saturating_add(part))
             .unwrap_or(0)
             .max(1);
-        if seconds < u64::from(Self::MAX_SECONDS) {
-            // seconds < 86_400, so it fits.
+        if seconds <= u64::from(Self::MAX_SECONDS) {
+            // seconds <= 86_400, so it fits.
             return Self::new(
                 u32::try_from(seconds).unwrap_or(Self::MAX_SECONDS),
                 DurationUnit::Seconds,
@@ -459,7 +465,7 @@ mod tests {
             (TimeDelta::milliseconds(1500), "2 S"),
             (TimeDelta::minutes(90), "5400 S"),
             (TimeDelta::seconds(86_399), "86399 S"),
-            (TimeDelta::days(1), "1 D"),
+            (TimeDelta::days(1), "86400 S"),
             (TimeDelta::days(1) + TimeDelta::nanoseconds(1), "2 D"),
             (TimeDelta::hours(36), "2 D"),
             (TimeDelta::days(7), "7 D"),
@@ -478,7 +484,7 @@ mod tests {
     #[test]
     fn full_segments_of_each_timeframe_ask_for_the_expected_duration() {
         let want = [
-            (Timeframe::M1, "1 D"),
+            (Timeframe::M1, "86400 S"),
             (Timeframe::M5, "7 D"),
             (Timeframe::M15, "14 D"),
             (Timeframe::M30, "30 D"),

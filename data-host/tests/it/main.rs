@@ -4,5 +4,6 @@
 mod api;
 mod binary;
 mod ib;
+mod ib_http;
 mod sim;
 mod support;
