@@ -73,12 +73,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut load_csv = Vec::new();
     let mut load_parquet = Vec::new();
     for _ in 0..RUNS {
+        // A fresh Store per load: a Store's parsed-file cache would answer from memory.
+        let cold_csv = Store::new(dir.path(), StoreFormat::Csv);
+        let cold_parquet = Store::new(parquet_dir.path(), StoreFormat::Parquet);
         let t = Instant::now();
-        let loaded = csv.load(&symbol, Timeframe::M1)?.ok_or("csv vanished")?;
+        let loaded = cold_csv
+            .load(&symbol, Timeframe::M1)?
+            .ok_or("csv vanished")?;
         load_csv.push(t.elapsed());
         assert_eq!(loaded.height(), rows);
         let t = Instant::now();
-        let loaded = parquet
+        let loaded = cold_parquet
             .load(&symbol, Timeframe::M1)?
             .ok_or("parquet vanished")?;
         load_parquet.push(t.elapsed());
