@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::registry::Operations;
+use crate::error::HostError;
 
 impl Operations {
     /// Removes finished operations whose `completed_at` is more than `retention` before
@@ -42,6 +43,35 @@ impl Operations {
             tracing::debug!(count = removed.len(), "pruned finished operations");
         }
         removed.len()
+    }
+
+    /// Removes one finished operation now (memory and store) and returns its last
+    /// state. Unknown ids are `NotFound`; active operations are a `Conflict` (cancel
+    /// them first).
+    pub fn remove_finished(&self, id: &str) -> Result<super::OperationInfo, HostError> {
+        let info = {
+            let mut entries = self.shared.write();
+            let entry = entries
+                .get(id)
+                .ok_or_else(|| HostError::not_found(format!("operation `{id}` not found")))?;
+            let info = entry.lock().info.clone();
+            if !info.status.is_terminal() {
+                return Err(HostError::Conflict {
+                    message: format!(
+                        "`{id}` is {}; stop it before removing it",
+                        info.status.as_str()
+                    ),
+                });
+            }
+            entries.remove(id);
+            info
+        };
+        if let Some(store) = &self.shared.store
+            && let Err(error) = store.remove(std::slice::from_ref(&info.operation_id))
+        {
+            tracing::error!(%error, operation_id = %id, "could not remove operation from the store");
+        }
+        Ok(info)
     }
 
     /// Runs [`Self::prune`] every `interval` until `shutdown` fires or the registry is

@@ -16,6 +16,7 @@ use super::events::{EventStream, Refresh};
 use super::handle::{Entry, OperationHandle};
 use super::model::{OperationFilter, OperationInfo, OperationProgress, OperationStatus};
 use super::store::Store;
+use crate::error::HostError;
 
 /// State shared by the registry and every handle.
 pub(crate) struct Shared {
@@ -155,36 +156,79 @@ impl Operations {
     pub fn create(&self, operation_type: impl Into<String>, metadata: Value) -> OperationHandle {
         let operation_type = operation_type.into();
         let now = Utc::now();
-        let (entry, info) = {
-            let mut entries = self.shared.write();
-            let id = loop {
-                let id = new_id(&operation_type, now);
-                if !entries.contains_key(&id) {
-                    break id;
-                }
-            };
-            let info = OperationInfo {
-                operation_id: id.clone(),
-                operation_type,
-                status: OperationStatus::Pending,
-                created_at: now,
-                started_at: None,
-                completed_at: None,
-                updated_at: now,
-                progress: OperationProgress::default(),
-                metadata: if metadata.is_null() {
-                    json!({})
-                } else {
-                    metadata
-                },
-                error_message: None,
-                result_summary: None,
-                warnings: Vec::new(),
-            };
-            let entry = Arc::new(Entry::new(info.clone(), self.shared.root.child_token()));
-            entries.insert(id, entry.clone());
-            (entry, info)
+        let entries = self.shared.write();
+        let id = loop {
+            let id = new_id(&operation_type, now);
+            if !entries.contains_key(&id) {
+                break id;
+            }
         };
+        self.insert_new(entries, id, operation_type, metadata, now)
+    }
+
+    /// Registers a new `pending` operation under a caller-chosen `id` (a training
+    /// session id, say): 1 to 128 characters of `[A-Za-z0-9_.-]`, so it is safe in a URL
+    /// path. An id already in the registry is a conflict.
+    pub fn create_with_id(
+        &self,
+        id: &str,
+        operation_type: impl Into<String>,
+        metadata: Value,
+    ) -> Result<OperationHandle, HostError> {
+        let valid = (1..=128).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !valid {
+            return Err(HostError::bad_field(
+                "id",
+                "must be 1 to 128 characters of letters, digits, `_`, `.` or `-`",
+            ));
+        }
+        let entries = self.shared.write();
+        if entries.contains_key(id) {
+            return Err(HostError::Conflict {
+                message: format!("`{id}` already exists"),
+            });
+        }
+        Ok(self.insert_new(
+            entries,
+            id.to_owned(),
+            operation_type.into(),
+            metadata,
+            Utc::now(),
+        ))
+    }
+
+    fn insert_new(
+        &self,
+        mut entries: RwLockWriteGuard<'_, HashMap<String, Arc<Entry>>>,
+        id: String,
+        operation_type: String,
+        metadata: Value,
+        now: DateTime<Utc>,
+    ) -> OperationHandle {
+        let info = OperationInfo {
+            operation_id: id.clone(),
+            operation_type,
+            status: OperationStatus::Pending,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            updated_at: now,
+            progress: OperationProgress::default(),
+            metadata: if metadata.is_null() {
+                json!({})
+            } else {
+                metadata
+            },
+            error_message: None,
+            result_summary: None,
+            warnings: Vec::new(),
+        };
+        let entry = Arc::new(Entry::new(info.clone(), self.shared.root.child_token()));
+        entries.insert(id, entry.clone());
+        drop(entries);
         // Outside the map lock; `persist` skips this write if a faster change (a cancel
         // from another thread) already stored a newer state.
         self.shared.persist(&entry, 0, &info);

@@ -733,3 +733,47 @@ async fn api_errors_use_the_envelope() {
         assert_eq!(body["error"]["details"]["field"], field, "{query}");
     }
 }
+
+#[tokio::test]
+async fn caller_chosen_ids_are_checked_and_unique() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ops.redb");
+    let ops = Operations::open(OperationsConfig::persistent(&path)).expect("open");
+    let handle = ops
+        .create_with_id("session-1", "training", json!({}))
+        .expect("fresh id");
+    assert_eq!(handle.id(), "session-1");
+    match ops.create_with_id("session-1", "training", json!({})) {
+        Err(host_service_base::HostError::Conflict { .. }) => {}
+        other => panic!("duplicate id: {other:?}"),
+    }
+    for bad in ["", "../x", "a/b", "sp ace", &"x".repeat(129)] {
+        match ops.create_with_id(bad, "training", json!({})) {
+            Err(host_service_base::HostError::BadRequest { field, .. }) => {
+                assert_eq!(field.as_deref(), Some("id"))
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    // Finished operations can be removed, from memory and the store; active ones cannot.
+    match ops.remove_finished("session-1") {
+        Err(host_service_base::HostError::Conflict { .. }) => {}
+        other => panic!("active: {other:?}"),
+    }
+    handle.start();
+    handle.complete(json!({ "ok": true }));
+    let removed = ops.remove_finished("session-1").expect("finished");
+    assert_eq!(removed.status, OperationStatus::Completed);
+    assert!(ops.get("session-1").is_none());
+    assert!(matches!(
+        ops.remove_finished("session-1"),
+        Err(host_service_base::HostError::NotFound { .. })
+    ));
+    // Handles keep the store open; all of them go before the file is reopened.
+    drop((ops, handle));
+    let reopened = Operations::open(OperationsConfig::persistent(&path)).expect("reopen");
+    assert!(
+        reopened.get("session-1").is_none(),
+        "removed from the store too"
+    );
+}
