@@ -1,0 +1,144 @@
+//! Operation records seen as training sessions. A session IS an operation of type
+//! `training` (so it is persisted, survives restarts, and shows in the operations
+//! API); this module maps one onto the training contract's shapes.
+
+use host_service_base::HostError;
+use host_service_base::operations::{OperationInfo, OperationStatus};
+use serde_json::Value;
+
+use super::wire::{
+    Metrics, Progress, ResultResponse, SessionSummary, StatusResponse, TrainingResult,
+};
+
+/// Operation type of training sessions.
+pub const OPERATION_TYPE: &str = "training";
+
+/// The contract's session state for an operation status.
+pub fn session_status(status: OperationStatus) -> &'static str {
+    match status {
+        OperationStatus::Pending => "initializing",
+        OperationStatus::Running => "running",
+        OperationStatus::Completed => "completed",
+        OperationStatus::Failed => "failed",
+        OperationStatus::Cancelled => "stopped",
+    }
+}
+
+fn context<'a>(info: &'a OperationInfo, key: &str) -> Option<&'a Value> {
+    info.progress.context.get(key)
+}
+
+fn number(info: &OperationInfo, key: &str) -> u64 {
+    context(info, key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn progress(info: &OperationInfo) -> Progress {
+    Progress {
+        epoch: number(info, "epoch"),
+        total_epochs: number(info, "total_epochs"),
+        batch: number(info, "batch"),
+        total_batches: number(info, "total_batches"),
+        progress_percent: info.progress.percentage,
+        items_processed: info.progress.items_processed,
+        items_total: info.progress.items_total.unwrap_or(0),
+        message: info
+            .progress
+            .message
+            .clone()
+            .or_else(|| info.progress.current_step.clone()),
+        current_item: info.progress.current_item.clone(),
+    }
+}
+
+/// Only failures have an error; a stop's reason is not one.
+fn error(info: &OperationInfo) -> Option<String> {
+    (info.status == OperationStatus::Failed)
+        .then(|| info.error_message.clone())
+        .flatten()
+}
+
+fn start_time(info: &OperationInfo) -> String {
+    info.started_at.unwrap_or(info.created_at).to_rfc3339()
+}
+
+fn gpu_allocated(info: &OperationInfo) -> bool {
+    info.metadata
+        .get("gpu_allocated")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// `GET /training/status/{id}`.
+pub(crate) fn status(info: &OperationInfo) -> StatusResponse {
+    let metric = |key| {
+        context(info, "metrics")
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    StatusResponse {
+        session_id: info.operation_id.clone(),
+        status: session_status(info.status).to_owned(),
+        progress: progress(info),
+        metrics: Metrics {
+            current: metric("current"),
+            best: metric("best"),
+        },
+        gpu_usage: context(info, "gpu_usage")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({})),
+        start_time: start_time(info),
+        last_updated: info.updated_at.to_rfc3339(),
+        error: error(info),
+    }
+}
+
+/// One entry of `GET /training/sessions`.
+pub(crate) fn summary(info: &OperationInfo) -> SessionSummary {
+    SessionSummary {
+        session_id: info.operation_id.clone(),
+        status: session_status(info.status).to_owned(),
+        start_time: start_time(info),
+        last_updated: info.updated_at.to_rfc3339(),
+        progress: progress(info),
+        gpu_allocated: gpu_allocated(info),
+        error: error(info),
+    }
+}
+
+/// `GET /training/result/{id}`: completed sessions, and stopped ones that saved a
+/// checkpoint (whose model is the checkpoint); 400 for the rest.
+pub(crate) fn result(info: &OperationInfo) -> Result<ResultResponse, HostError> {
+    let stored = match info.status {
+        OperationStatus::Completed => info.result_summary.clone(),
+        OperationStatus::Cancelled => context(info, "checkpoint")
+            .cloned()
+            .filter(|v| !v.is_null()),
+        _ => None,
+    };
+    let Some(stored) = stored else {
+        let state = session_status(info.status);
+        let why = match info.status {
+            OperationStatus::Failed => format!(
+                "; it failed: {}",
+                info.error_message.as_deref().unwrap_or("unknown error")
+            ),
+            OperationStatus::Cancelled => "; it was stopped without a checkpoint".to_owned(),
+            _ => String::new(),
+        };
+        return Err(HostError::bad_field(
+            "session_id",
+            format!(
+                "session {} is {state}, not finished{why}",
+                info.operation_id
+            ),
+        ));
+    };
+    let result: TrainingResult = serde_json::from_value(stored)
+        .map_err(|e| HostError::internal(format!("stored result unreadable: {e}")))?;
+    Ok(ResultResponse {
+        session_id: info.operation_id.clone(),
+        status: session_status(info.status).to_owned(),
+        result,
+    })
+}

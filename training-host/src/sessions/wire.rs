@@ -1,0 +1,239 @@
+//! The KTRDR training host service's request and response bodies (port 5002), field
+//! for field: these names are product surface.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /training/start`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StartRequest {
+    /// Caller-chosen id; one is generated when absent.
+    pub session_id: Option<String>,
+    /// The strategy, as YAML text (KTRDR v2 layout).
+    pub strategy_yaml: String,
+    /// Overrides the strategy's symbols.
+    pub symbols: Option<Vec<String>>,
+    /// Overrides the strategy's timeframes.
+    pub timeframes: Option<Vec<String>>,
+    /// First bar used (ISO date or time).
+    pub start_date: Option<String>,
+    /// End of the bars used (ISO date or time, exclusive).
+    pub end_date: Option<String>,
+}
+
+/// Answer to `POST /training/start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartResponse {
+    /// The session's id.
+    pub session_id: String,
+    /// Always `started`.
+    pub status: String,
+    /// Human summary.
+    pub message: String,
+    /// Whether a GPU runs this session.
+    pub gpu_allocated: bool,
+    /// A rough estimate from the data size and epochs.
+    pub estimated_duration_minutes: f64,
+}
+
+/// `POST /training/stop`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StopRequest {
+    /// The session to stop.
+    pub session_id: String,
+    /// Save the best epoch so far as a loadable model.
+    #[serde(default)]
+    pub save_checkpoint: bool,
+}
+
+/// Answer to `POST /training/stop`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StopResponse {
+    /// The session.
+    pub session_id: String,
+    /// Always `stopped`.
+    pub status: String,
+    /// Human summary.
+    pub message: String,
+    /// Whether a checkpoint model was written.
+    pub checkpoint_saved: bool,
+}
+
+/// `progress` of a status answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Current epoch (1-based; 0 before training starts).
+    pub epoch: u64,
+    /// Epochs planned.
+    pub total_epochs: u64,
+    /// Current batch within the epoch.
+    pub batch: u64,
+    /// Batches per epoch.
+    pub total_batches: u64,
+    /// Overall percentage.
+    pub progress_percent: f64,
+    /// Samples processed so far.
+    pub items_processed: u64,
+    /// Samples to process in all.
+    pub items_total: u64,
+    /// What is happening.
+    pub message: Option<String>,
+    /// What is being worked on.
+    pub current_item: Option<String>,
+}
+
+/// `metrics` of a status answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Latest figures (loss, accuracy, ...).
+    pub current: Value,
+    /// Best figures so far.
+    pub best: Value,
+}
+
+/// Answer to `GET /training/status/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The session.
+    pub session_id: String,
+    /// initializing, running, completed, failed or stopped.
+    pub status: String,
+    /// Where it is.
+    pub progress: Progress,
+    /// How it is doing.
+    pub metrics: Metrics,
+    /// GPU figures when a GPU is used (empty on CPU).
+    pub gpu_usage: Value,
+    /// When the session started.
+    pub start_time: String,
+    /// Last change.
+    pub last_updated: String,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// One entry of `GET /training/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session.
+    pub session_id: String,
+    /// Its state.
+    pub status: String,
+    /// When it started.
+    pub start_time: String,
+    /// Last change.
+    pub last_updated: String,
+    /// Its progress.
+    pub progress: Progress,
+    /// Whether a GPU runs it.
+    pub gpu_allocated: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Answer to `GET /training/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionsResponse {
+    /// Number of sessions listed.
+    pub total_sessions: usize,
+    /// The sessions, newest first.
+    pub sessions: Vec<SessionSummary>,
+    /// When the list was made.
+    pub timestamp: String,
+}
+
+/// `training_metrics` of a result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainingMetrics {
+    /// Epochs run.
+    pub epochs_trained: u64,
+    /// Training loss of the last epoch.
+    pub final_train_loss: f64,
+    /// Training accuracy of the last epoch.
+    pub final_train_accuracy: f64,
+    /// Best training accuracy.
+    pub best_train_accuracy: f64,
+    /// Seconds spent training.
+    pub training_time: f64,
+    /// Per-epoch figures.
+    pub history: Value,
+    /// Validation loss of the last epoch.
+    pub final_val_loss: f64,
+    /// Validation accuracy of the last epoch.
+    pub final_val_accuracy: f64,
+    /// Best validation accuracy.
+    pub best_val_accuracy: f64,
+}
+
+/// `test_metrics` of a result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TestMetrics {
+    /// Accuracy on the test split.
+    pub test_accuracy: f64,
+    /// Loss on the test split.
+    pub test_loss: f64,
+    /// Macro precision.
+    pub precision: f64,
+    /// Macro recall.
+    pub recall: f64,
+    /// Macro F1.
+    pub f1_score: f64,
+}
+
+/// `model_info` of a result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    /// All parameters.
+    pub parameters_count: u64,
+    /// Trainable parameters.
+    pub trainable_parameters: u64,
+    /// Layer description.
+    pub architecture: Value,
+}
+
+/// `data_summary` of a result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DataSummary {
+    /// Symbols trained on.
+    pub symbols: Vec<String>,
+    /// Timeframes used.
+    pub timeframes: Vec<String>,
+    /// First bar used.
+    pub start_date: Option<String>,
+    /// End of the bars used.
+    pub end_date: Option<String>,
+    /// Samples after feature engineering (all splits).
+    pub total_samples: u64,
+    /// Features per sample.
+    pub feature_count: u64,
+}
+
+/// What a finished training produced: the body of `GET /training/result/{id}` less
+/// `session_id` and `status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainingResult {
+    /// Where the model was saved.
+    pub model_path: Option<String>,
+    /// Training figures.
+    pub training_metrics: TrainingMetrics,
+    /// Test-split figures.
+    pub test_metrics: TestMetrics,
+    /// Files written.
+    pub artifacts: Value,
+    /// The model.
+    pub model_info: ModelInfo,
+    /// The data.
+    pub data_summary: DataSummary,
+}
+
+/// Answer to `GET /training/result/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultResponse {
+    /// The session.
+    pub session_id: String,
+    /// completed (or stopped with a checkpoint).
+    pub status: String,
+    /// The result fields.
+    #[serde(flatten)]
+    pub result: TrainingResult,
+}

@@ -1,0 +1,133 @@
+//! The candle-backed [`Trainer`] that sessions run: [`run_training`] with progress
+//! and stops wired to the session, and its outcome in the contract's result shape.
+
+use serde_json::{Value, json};
+
+use crate::TrainError;
+use crate::model::{device_name, select_device};
+use crate::pipeline::{RunOptions, TrainingOutcome, run_training};
+use crate::sessions::wire::{DataSummary, ModelInfo, TestMetrics, TrainingMetrics, TrainingResult};
+use crate::sessions::{BatchProgress, TrainControl, TrainJob, TrainOutcome, Trainer};
+
+/// Trains the strategy's MLP with candle (CPU; CUDA with the `cuda` feature).
+#[derive(Debug, Clone)]
+pub struct CandleTrainer {
+    seed: u64,
+}
+
+impl CandleTrainer {
+    /// A trainer whose runs are reproducible from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+}
+
+impl Default for CandleTrainer {
+    fn default() -> Self {
+        Self::new(42)
+    }
+}
+
+fn figures(epoch: Option<&crate::model::EpochMetrics>) -> Value {
+    epoch.map_or(Value::Null, |e| {
+        json!({
+            "epoch": e.epoch,
+            "train_loss": e.train_loss,
+            "train_accuracy": e.train_accuracy,
+            "val_loss": e.val_loss,
+            "val_accuracy": e.val_accuracy,
+        })
+    })
+}
+
+/// The contract's result fields from a run's outcome.
+pub fn result_of(outcome: &TrainingOutcome) -> TrainingResult {
+    let t = &outcome.training;
+    let test = outcome.test_metrics.as_ref();
+    TrainingResult {
+        model_path: Some(outcome.model_path.display().to_string()),
+        training_metrics: TrainingMetrics {
+            epochs_trained: t.epochs_trained as u64,
+            final_train_loss: t.final_train_loss.unwrap_or(f64::NAN),
+            final_train_accuracy: t.final_train_accuracy.unwrap_or(0.0),
+            best_train_accuracy: t.best_train_accuracy.unwrap_or(0.0),
+            training_time: t.training_time,
+            history: serde_json::to_value(&outcome.history).unwrap_or(Value::Null),
+            final_val_loss: t.final_val_loss.unwrap_or(f64::NAN),
+            final_val_accuracy: t.final_val_accuracy.unwrap_or(0.0),
+            best_val_accuracy: t.best_val_accuracy.unwrap_or(0.0),
+        },
+        test_metrics: test.map_or_else(TestMetrics::default, |m| TestMetrics {
+            test_accuracy: m.test_accuracy,
+            test_loss: m.test_loss,
+            precision: m.precision,
+            recall: m.recall,
+            f1_score: m.f1_score,
+        }),
+        artifacts: json!({
+            "model_dir": outcome.model_path.display().to_string(),
+            "version": outcome.version,
+            "files": ["model.safetensors", "config.json", "metrics.json", "features.json", "metadata.json"],
+            "checkpoint": outcome.stopped,
+            "best_epoch": t.best_epoch,
+            "early_stopped": t.early_stopped,
+        }),
+        model_info: ModelInfo {
+            parameters_count: outcome.model_info.parameters_count as u64,
+            trainable_parameters: outcome.model_info.trainable_parameters as u64,
+            architecture: json!(outcome.model_info.architecture),
+        },
+        data_summary: DataSummary {
+            symbols: outcome.data_summary.symbols.clone(),
+            timeframes: outcome
+                .data_summary
+                .timeframes
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            start_date: outcome.data_summary.start_date.map(|t| t.to_rfc3339()),
+            end_date: outcome.data_summary.end_date.map(|t| t.to_rfc3339()),
+            total_samples: outcome.data_summary.total_samples as u64,
+            feature_count: outcome.data_summary.feature_count as u64,
+        },
+    }
+}
+
+impl Trainer for CandleTrainer {
+    fn device(&self) -> String {
+        device_name(&select_device())
+    }
+
+    fn train(&self, job: TrainJob, control: TrainControl) -> Result<TrainOutcome, String> {
+        let mut report = control.progress;
+        let options = RunOptions {
+            seed: self.seed,
+            stop: control.stop,
+            class_weights: true,
+            progress: Some(Box::new(move |p: &crate::model::Progress| {
+                report(&BatchProgress {
+                    epoch: p.epoch as u64,
+                    total_epochs: p.total_epochs as u64,
+                    batch: p.batch as u64,
+                    total_batches: p.total_batches as u64,
+                    items_processed: p.items_processed as u64,
+                    items_total: p.items_total as u64,
+                    current: json!({
+                        "train_loss": p.train_loss_so_far,
+                        "train_accuracy": p.train_accuracy_so_far,
+                        "last_epoch": figures(p.last_epoch.as_ref()),
+                    }),
+                    best: figures(p.best_epoch.as_ref()),
+                });
+            })),
+        };
+        match run_training(&job.strategy, &job.bars, &job.models_dir, options) {
+            Ok(outcome) if outcome.stopped => Ok(TrainOutcome::Stopped {
+                checkpoint: Some(result_of(&outcome)),
+            }),
+            Ok(outcome) => Ok(TrainOutcome::Completed(result_of(&outcome))),
+            Err(TrainError::Cancelled) => Ok(TrainOutcome::Stopped { checkpoint: None }),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

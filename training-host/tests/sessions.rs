@@ -1,0 +1,475 @@
+//! training-host over real sockets: sessions started, watched, stopped and read back
+//! through the KTRDR training contract, with real training on the sample bars.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use data_host::local::LocalProvider;
+use data_host::store::{Store, StoreFormat};
+use host_service_base::CancellationToken;
+use host_service_base::operations::Operations;
+use serde_json::{Value, json};
+use training_host::LoadedModel;
+use training_host::sessions::{SessionConfig, SessionManager};
+use training_host::trainer::CandleTrainer;
+
+const PATIENCE: Duration = Duration::from_secs(180);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shipped rsi_macd_mlp strategy with `epochs` and, optionally, no early stopping
+/// and small batches (so a long run has many batch boundaries to stop at).
+fn strategy(epochs: u32, long: bool) -> String {
+    let yaml = std::fs::read_to_string(repo().join("strategies/rsi_macd_mlp.yaml"))
+        .expect("shipped strategy");
+    let mut yaml = yaml.replace("    epochs: 100", &format!("    epochs: {epochs}"));
+    if long {
+        yaml = yaml
+            .replace("      enabled: true", "      enabled: false")
+            .replace("    batch_size: 32", "    batch_size: 8");
+    }
+    yaml
+}
+
+struct Host {
+    base: String,
+    models: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start_host(max_sessions: usize) -> Host {
+    let models = tempfile::tempdir().expect("models dir");
+    let data = Arc::new(LocalProvider::new(Store::new(
+        repo().join("data"),
+        StoreFormat::Csv,
+    )));
+    let config = SessionConfig {
+        max_sessions,
+        models_dir: models.path().to_path_buf(),
+    };
+    let sessions = SessionManager::new(
+        Operations::in_memory(),
+        data,
+        Arc::new(CandleTrainer::default()),
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(training_host::service::serve(
+        listener,
+        sessions,
+        max_sessions,
+        shutdown.clone(),
+    ));
+    Host {
+        base,
+        models,
+        shutdown,
+    }
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("json"),
+    )
+}
+
+async fn get(base: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{base}{path}")).await.expect("get");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("json"),
+    )
+}
+
+/// Polls the session's status until `done` holds (bounded).
+async fn wait_status(base: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (_, status) = get(base, &format!("/training/status/{id}")).await;
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("session {id} never reached the expected state"))
+}
+
+fn finished(s: &Value) -> bool {
+    matches!(
+        s["status"].as_str(),
+        Some("completed" | "failed" | "stopped")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ktrdr_strategy_trains_end_to_end_over_http() {
+    let host = start_host(2).await;
+    let (code, started) = post(
+        &host.base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(4, false), "session_id": "e2e-1" }),
+    )
+    .await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(
+        (started["session_id"].as_str(), started["status"].as_str()),
+        (Some("e2e-1"), Some("started"))
+    );
+    assert_eq!(started["gpu_allocated"], false);
+    assert!(started["estimated_duration_minutes"].is_number());
+
+    let status = wait_status(&host.base, "e2e-1", finished).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert!(status["progress"]["epoch"].as_u64() >= Some(1));
+    assert_eq!(status["progress"]["progress_percent"], 100.0, "{status}");
+
+    let (code, result) = get(&host.base, "/training/result/e2e-1").await;
+    assert_eq!(code, 200, "{result}");
+    let model_path = PathBuf::from(result["model_path"].as_str().expect("model_path"));
+    assert!(
+        model_path.starts_with(host.models.path()),
+        "{}",
+        model_path.display()
+    );
+    for file in [
+        "model.safetensors",
+        "config.json",
+        "metrics.json",
+        "features.json",
+        "metadata.json",
+    ] {
+        assert!(model_path.join(file).is_file(), "{file}");
+    }
+    let tm = &result["training_metrics"];
+    assert!(
+        tm["epochs_trained"].as_u64() >= Some(1)
+            && tm["history"].as_array().is_some_and(|h| !h.is_empty()),
+        "{tm}"
+    );
+    for key in [
+        "test_accuracy",
+        "test_loss",
+        "precision",
+        "recall",
+        "f1_score",
+    ] {
+        assert!(result["test_metrics"][key].is_number(), "{key}");
+    }
+    assert_eq!(result["data_summary"]["symbols"], json!(["AAPL"]));
+    assert_eq!(result["data_summary"]["timeframes"], json!(["1d"]));
+    assert!(result["model_info"]["parameters_count"].as_u64() > Some(1000));
+    let model = LoadedModel::load(&model_path).expect("the saved model loads");
+    assert!(model.n_features() > 0);
+
+    let (_, sessions) = get(&host.base, "/training/sessions").await;
+    assert_eq!(sessions["total_sessions"], 1);
+    assert_eq!(sessions["sessions"][0]["session_id"], "e2e-1");
+    // The operations API of host-service-base sees the same session.
+    let (_, op) = get(&host.base, "/operations/e2e-1").await;
+    assert_eq!(op["data"]["status"], "completed");
+
+    let response = reqwest::Client::new()
+        .delete(format!("{}/training/sessions/e2e-1", host.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 200);
+    let (code, _) = get(&host.base, "/training/status/e2e-1").await;
+    assert_eq!(code, 404);
+    assert!(model_path.is_dir(), "deleting a session keeps its model");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_within_a_batch_and_saves_a_loadable_checkpoint() {
+    let host = start_host(2).await;
+    let (code, _) = post(
+        &host.base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(5000, true), "session_id": "long" }),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let running = wait_status(&host.base, "long", |s| {
+        s["progress"]["epoch"].as_u64() >= Some(2) || finished(s)
+    })
+    .await;
+    assert_eq!(running["status"], "running", "{running}");
+    assert!(running["metrics"]["current"].is_object(), "{running}");
+
+    let (code, stopped) = post(
+        &host.base,
+        "/training/stop",
+        &json!({ "session_id": "long", "save_checkpoint": true }),
+    )
+    .await;
+    assert_eq!(code, 200, "{stopped}");
+    assert_eq!(
+        (
+            stopped["status"].as_str(),
+            stopped["checkpoint_saved"].as_bool()
+        ),
+        (Some("stopped"), Some(true)),
+        "{stopped}"
+    );
+    let (_, status) = get(&host.base, "/training/status/long").await;
+    assert_eq!(status["status"], "stopped");
+    assert_eq!(status["error"], Value::Null);
+
+    let (code, result) = get(&host.base, "/training/result/long").await;
+    assert_eq!(code, 200, "{result}");
+    let model = LoadedModel::load(Path::new(result["model_path"].as_str().expect("path")))
+        .expect("checkpoint loads");
+    let probe = vec![0.0f32; model.n_features()];
+    assert_eq!(model.predict(&probe).expect("predicts").len(), 1);
+
+    let (code, again) = post(
+        &host.base,
+        "/training/stop",
+        &json!({ "session_id": "long", "save_checkpoint": false }),
+    )
+    .await;
+    assert_eq!(code, 409, "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_session_limit_is_503_and_the_others_finish() {
+    let host = start_host(4).await;
+    for i in 0..4 {
+        let (code, body) = post(
+            &host.base,
+            "/training/start",
+            &json!({ "strategy_yaml": strategy(2, false), "session_id": format!("s{i}") }),
+        )
+        .await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (code, body) = post(
+        &host.base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(2, false), "session_id": "s4" }),
+    )
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("limit")),
+        "{body}"
+    );
+    for i in 0..4 {
+        let status = wait_status(&host.base, &format!("s{i}"), finished).await;
+        assert_eq!(status["status"], "completed", "{status}");
+    }
+    let (code, _) = get(&host.base, "/training/status/s4").await;
+    assert_eq!(code, 404, "the refused session was never created");
+}
+
+#[tokio::test]
+async fn bad_strategies_and_overrides_name_the_key_and_start_nothing() {
+    let host = start_host(2).await;
+    let good = strategy(2, false);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({ "strategy_yaml": good.replace("    epochs: 2", "    epochs: 0") }),
+            "model.training.epochs",
+        ),
+        (json!({ "strategy_yaml": "name: [unclosed" }), "line"),
+        (
+            json!({ "strategy_yaml": good.replace("train: 0.7", "train: 0.5") }),
+            "training.data_split",
+        ),
+        (
+            json!({ "strategy_yaml": good, "symbols": ["AAPL", "../x"] }),
+            "symbols[1]",
+        ),
+        (
+            json!({ "strategy_yaml": good, "timeframes": ["7m"] }),
+            "timeframes[0]",
+        ),
+        (
+            json!({ "strategy_yaml": good, "start_date": "yesterday" }),
+            "start_date",
+        ),
+        (
+            json!({ "strategy_yaml": good, "session_id": "../../etc" }),
+            "session_id",
+        ),
+        (json!({ "symbols": ["AAPL"] }), "strategy_yaml"),
+    ];
+    for (body, key) in cases {
+        let (code, answer) = post(&host.base, "/training/start", &body).await;
+        assert_eq!(code, 400, "{key}: {answer}");
+        let detail = answer["detail"].as_str().expect("FastAPI-style detail");
+        assert!(detail.contains(key), "`{key}` not named in: {detail}");
+    }
+    let (_, sessions) = get(&host.base, "/training/sessions").await;
+    assert_eq!(sessions["total_sessions"], 0, "nothing was started");
+}
+
+#[tokio::test]
+async fn unknown_duplicate_and_unfinished_sessions() {
+    let host = start_host(2).await;
+    for path in ["/training/status/nope", "/training/result/nope"] {
+        let (code, answer) = get(&host.base, path).await;
+        assert_eq!(code, 404, "{path}");
+        assert!(
+            answer["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("nope"))
+        );
+    }
+    let (code, _) = post(
+        &host.base,
+        "/training/stop",
+        &json!({ "session_id": "nope", "save_checkpoint": false }),
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    let (code, _) = post(
+        &host.base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(5000, true), "session_id": "dup" }),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, answer) = post(
+        &host.base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(2, false), "session_id": "dup" }),
+    )
+    .await;
+    assert_eq!(code, 409, "{answer}");
+    let (code, answer) = get(&host.base, "/training/result/dup").await;
+    assert_eq!(code, 400, "not finished: {answer}");
+    let response = reqwest::Client::new()
+        .delete(format!("{}/training/sessions/dup", host.base))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        response.status(),
+        409,
+        "a running session cannot be deleted"
+    );
+    let (code, _) = post(
+        &host.base,
+        "/training/stop",
+        &json!({ "session_id": "dup", "save_checkpoint": false }),
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+/// Kills the child if a test fails before it exits.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_binary(models: &Path) -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_training-host"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-sessions",
+            "2",
+            "--data-dir",
+        ])
+        .arg(repo().join("data"))
+        .arg("--models-dir")
+        .arg(models)
+        .env("HOSTBRIDGE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn training-host");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("exited before listening")
+            .expect("log line");
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Process(child), format!("http://{addr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_host_comes_back_with_the_running_session_failed_and_results_kept() {
+    let models = tempfile::tempdir().expect("models");
+    let (mut first, base) = start_binary(models.path());
+    let (code, _) = post(
+        &base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(2, false), "session_id": "done" }),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        wait_status(&base, "done", finished).await["status"],
+        "completed"
+    );
+    let (code, _) = post(
+        &base,
+        "/training/start",
+        &json!({ "strategy_yaml": strategy(5000, true), "session_id": "cut" }),
+    )
+    .await;
+    assert_eq!(code, 200);
+    wait_status(&base, "cut", |s| {
+        s["status"] == "running" && s["progress"]["batch"].as_u64() >= Some(1)
+    })
+    .await;
+    first.0.kill().expect("kill -9"); // no graceful shutdown: the process just dies
+    first.0.wait().expect("reaped");
+
+    let (_second, base) = start_binary(models.path());
+    let (_, cut) = get(&base, "/training/status/cut").await;
+    assert_eq!(cut["status"], "failed", "{cut}");
+    assert_eq!(cut["error"], "interrupted by restart");
+    let (_, done) = get(&base, "/training/status/done").await;
+    assert_eq!(done["status"], "completed");
+    let (code, result) = get(&base, "/training/result/done").await;
+    assert_eq!(code, 200, "{result}");
+    assert!(
+        Path::new(result["model_path"].as_str().expect("path"))
+            .join("model.safetensors")
+            .is_file()
+    );
+}
