@@ -15,8 +15,8 @@ use data_host::sim::{SimConfig, Simulator, StoreBarSource};
 use data_host::store::{Store, StoreFormat};
 use host_service_base::config::{Env, parse_duration};
 use host_service_base::server::{shutdown_signal, shutdown_token};
+use host_service_base::service::check_health_once;
 use host_service_base::telemetry::{LogFormat, init_tracing};
-use host_service_base::{AsyncHostService, HostClient, HostService};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -121,15 +121,13 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Healthcheck { url } => {
-            let service = HostService::new(HostClient::new("data-host", &url)?, Duration::ZERO);
-            let report = service.probe_health().await;
-            if report.healthy {
-                return Ok(ExitCode::SUCCESS);
+        Command::Healthcheck { url } => match check_health_once("data-host", &url).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(reason) => {
+                eprintln!("unhealthy: {reason}");
+                Ok(ExitCode::FAILURE)
             }
-            eprintln!("unhealthy: {}", report.error.unwrap_or_default());
-            Ok(ExitCode::FAILURE)
-        }
+        },
         Command::IbSim(args) => {
             init_tracing(LogFormat::from_env(&Env::process())?)?;
             let source = StoreBarSource::new(Store::new(&args.data_dir, StoreFormat::Csv));

@@ -141,3 +141,19 @@ impl AsyncHostService for HostService {
         &self.health
     }
 }
+
+/// Probes `service` at `base_url` once, without retries or caching: what a container
+/// healthcheck subcommand runs (`Ok(())` when healthy, else the reason).
+pub async fn check_health_once(service: &str, base_url: &str) -> Result<(), String> {
+    let client = HostClient::new(service, base_url).map_err(|e| e.to_string())?;
+    let report = HostService::new(client, Duration::ZERO)
+        .probe_health()
+        .await;
+    if report.healthy {
+        Ok(())
+    } else {
+        Err(report
+            .error
+            .unwrap_or_else(|| format!("{service} is unhealthy")))
+    }
+}

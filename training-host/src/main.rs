@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use data_host::client::DataHostClient;
@@ -15,8 +14,8 @@ use data_host::store::{Store, StoreFormat};
 use host_service_base::config::Env;
 use host_service_base::operations::{Operations, OperationsConfig};
 use host_service_base::server::shutdown_token;
+use host_service_base::service::check_health_once;
 use host_service_base::telemetry::{LogFormat, init_tracing};
-use host_service_base::{AsyncHostService, HostClient, HostService};
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -82,15 +81,13 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Healthcheck { url } => {
-            let service = HostService::new(HostClient::new("training-host", &url)?, Duration::ZERO);
-            let report = service.probe_health().await;
-            if report.healthy {
-                return Ok(ExitCode::SUCCESS);
+        Command::Healthcheck { url } => match check_health_once("training-host", &url).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(reason) => {
+                eprintln!("unhealthy: {reason}");
+                Ok(ExitCode::FAILURE)
             }
-            eprintln!("unhealthy: {}", report.error.unwrap_or_default());
-            Ok(ExitCode::FAILURE)
-        }
+        },
         Command::Serve(args) => {
             init_tracing(LogFormat::from_env(&Env::process())?)?;
             std::fs::create_dir_all(&args.models_dir)?;

@@ -430,6 +430,14 @@ fn start_binary(models: &Path) -> (Process, String) {
     (Process(child), format!("http://{addr}"))
 }
 
+fn healthcheck(url: &str) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_training-host"))
+        .args(["healthcheck", "--url", url])
+        .status()
+        .expect("run healthcheck")
+        .success()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_host_comes_back_with_the_running_session_failed_and_results_kept() {
     let models = tempfile::tempdir().expect("models");
@@ -456,8 +464,13 @@ async fn a_killed_host_comes_back_with_the_running_session_failed_and_results_ke
         s["status"] == "running" && s["progress"]["batch"].as_u64() >= Some(1)
     })
     .await;
+    assert!(
+        healthcheck(&base),
+        "the healthcheck subcommand passes while it runs"
+    );
     first.0.kill().expect("kill -9"); // no graceful shutdown: the process just dies
     first.0.wait().expect("reaped");
+    assert!(!healthcheck(&base), "and fails once it is gone");
 
     let (_second, base) = start_binary(models.path());
     let (_, cut) = get(&base, "/training/status/cut").await;
