@@ -4,6 +4,11 @@
 //! For `n` rows, train gets `floor(n * train)` rows, validation `floor(n * validation)`,
 //! and test the rest, in that time order. A multi-symbol dataset splits each symbol
 //! this way and concatenates the parts (see [`crate::features::build_dataset`]).
+//!
+//! [`purge`] then drops the last `label_lookahead` rows of train and of validation:
+//! a row's zigzag label reads the next `label_lookahead` closes, so without the gap
+//! the newest training labels would be computed from validation-period prices (and
+//! validation labels from test-period prices) — a leak that flatters the metrics.
 
 use std::ops::Range;
 
@@ -33,6 +38,16 @@ pub fn split_ranges(n: usize, fractions: &DataSplit) -> SplitRanges {
     }
 }
 
+/// Drops the last `gap` rows of train and of validation (see the module docs).
+pub fn purge(ranges: SplitRanges, gap: usize) -> SplitRanges {
+    let shorten = |r: Range<usize>| r.start..r.end.saturating_sub(gap).max(r.start);
+    SplitRanges {
+        train: shorten(ranges.train),
+        validation: shorten(ranges.validation),
+        test: ranges.test,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +58,15 @@ mod tests {
             validation,
             test,
         }
+    }
+
+    #[test]
+    fn purging_leaves_a_label_window_between_parts() {
+        let r = purge(split_ranges(100, &fractions(0.7, 0.15, 0.15)), 5);
+        assert_eq!((r.train, r.validation, r.test), (0..65, 70..80, 85..100));
+        // A part shorter than the gap becomes empty, never inverted.
+        let r = purge(split_ranges(10, &fractions(0.7, 0.15, 0.15)), 5);
+        assert_eq!((r.train, r.validation, r.test), (0..2, 7..7, 8..10));
     }
 
     #[test]

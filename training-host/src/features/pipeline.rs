@@ -23,7 +23,7 @@ use super::indicators::compute;
 use super::lags::add_lags;
 use super::scaling::Scaler;
 use crate::labels::zigzag_labels;
-use crate::split::{SplitRanges, split_ranges};
+use crate::split::{SplitRanges, purge, split_ranges};
 use crate::strategy::{DateRange, Strategy};
 
 /// Feature names the strategy produces, in column order (lags included).
@@ -205,7 +205,10 @@ pub fn build_dataset(
         )
         .and_then(|ohlc| labelled_rows(strategy, &ohlc))
         .map_err(|e| e.for_symbol(symbol))?;
-        let ranges = split_ranges(rows.labels.len(), &strategy.training.data_split);
+        let ranges = purge(
+            split_ranges(rows.labels.len(), &strategy.training.data_split),
+            strategy.training.labels.label_lookahead,
+        );
         tracing::debug!(%symbol, bars = rows.bars, rows = rows.labels.len(), "features built");
         symbols.push((symbol.clone(), rows, ranges));
     }

@@ -21,12 +21,16 @@ fn single_timeframe_dataset_on_the_sample_store() {
     assert_eq!(counts.bars, 3270);
     // MACD signal warm-up (25 + 8 bars) plus 2 lags; the last 20 bars have no label.
     assert_eq!(counts.rows, 3270 - 35 - 20);
-    assert_eq!(counts.train, counts.rows * 7 / 10);
+    // Train and validation each give up their last 20 rows (the label window).
+    assert_eq!(counts.train, counts.rows * 7 / 10 - 20);
     assert_eq!(
         counts.validation,
-        (counts.rows as f64 * 0.15 + 1e-9) as usize
+        (counts.rows as f64 * 0.15 + 1e-9) as usize - 20
     );
-    assert_eq!(counts.train + counts.validation + counts.test, counts.rows);
+    assert_eq!(
+        counts.train + counts.validation + counts.test,
+        counts.rows - 40
+    );
     assert_eq!(d.train.len(), counts.train);
     assert_eq!(d.n_features(), (3 + 3 + 2) * 3);
     for split in [&d.train, &d.validation, &d.test] {
@@ -60,9 +64,10 @@ fn symbols_are_split_separately_then_concatenated() {
     assert_eq!((a.symbol.as_str(), b.symbol.as_str()), ("AAA", "BBB"));
     // rows = bars - 8 warm-up - 5 lookahead
     assert_eq!((a.rows, b.rows), (187, 107));
-    assert_eq!((a.train, a.validation, a.test), (112, 37, 38));
-    assert_eq!((b.train, b.validation, b.test), (64, 21, 22));
-    assert_eq!(d.train.len(), 112 + 64);
+    // 5 rows purged from the end of train and of validation (label_lookahead 5).
+    assert_eq!((a.train, a.validation, a.test), (107, 32, 38));
+    assert_eq!((b.train, b.validation, b.test), (59, 16, 22));
+    assert_eq!(d.train.len(), 107 + 59);
     let seg: Vec<(&str, usize, usize)> = d
         .test
         .segments
@@ -72,9 +77,9 @@ fn symbols_are_split_separately_then_concatenated() {
     assert_eq!(seg, [("AAA", 0, 38), ("BBB", 38, 22)]);
     assert_eq!(d.test.symbol_of(40).map(Symbol::as_str), Some("BBB"));
     // Each symbol's part is chronological; the next symbol starts over in time.
-    assert!(d.train.timestamps[..112].windows(2).all(|w| w[0] < w[1]));
-    assert!(d.train.timestamps[112..].windows(2).all(|w| w[0] < w[1]));
-    assert!(d.train.timestamps[112] < d.train.timestamps[111]);
+    assert!(d.train.timestamps[..107].windows(2).all(|w| w[0] < w[1]));
+    assert!(d.train.timestamps[107..].windows(2).all(|w| w[0] < w[1]));
+    assert!(d.train.timestamps[107] < d.train.timestamps[106]);
     assert!(d.train.row(0).is_some() && d.train.row(d.train.len()).is_none());
 }
 
