@@ -55,6 +55,9 @@ pub enum HostError {
         field: Option<String>,
         message: String,
     },
+    /// The caller did not prove who it is (missing or wrong API key).
+    #[error("unauthorized: {message}")]
+    Unauthorized { message: String },
     /// The named thing does not exist.
     #[error("not found: {message}")]
     NotFound { message: String },
@@ -150,6 +153,7 @@ impl HostError {
             Self::Decode { .. } => "decode_error",
             Self::Cancelled => "cancelled",
             Self::BadRequest { .. } => "bad_request",
+            Self::Unauthorized { .. } => "unauthorized",
             Self::NotFound { .. } => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::Busy { .. } => "busy",
@@ -176,6 +180,7 @@ impl HostError {
                 StatusCode::from_u16(STATUS_CANCELLED).unwrap_or(StatusCode::BAD_REQUEST)
             }
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -198,6 +203,7 @@ impl HostError {
             Self::Unavailable { service, .. } => format!("{service} is unavailable"),
             Self::Internal { .. } => "internal error; see the service log".to_owned(),
             Self::Upstream { message, .. } | Self::NotFound { message } => message.clone(),
+            Self::Unauthorized { message } => message.clone(),
             Self::Conflict { message } | Self::Busy { message, .. } => message.clone(),
             Self::PayloadTooLarge { message } => message.clone(),
             other => other.to_string(),
@@ -291,6 +297,7 @@ impl HostError {
                         message: reason,
                     };
                 }
+                "unauthorized" => return Self::Unauthorized { message },
                 "not_found" => return Self::NotFound { message },
                 "conflict" => return Self::Conflict { message },
                 "busy" => {
@@ -321,6 +328,7 @@ impl HostError {
                 field: None,
                 message,
             },
+            401 => Self::Unauthorized { message },
             404 => Self::NotFound { message },
             409 => Self::Conflict { message },
             413 => Self::PayloadTooLarge { message },

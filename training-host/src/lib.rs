@@ -22,8 +22,11 @@
 //!   checkpoint, result, list, delete, a concurrent-session limit); [`trainer`] runs
 //!   them with [`run_training`].
 //! - [`api`] and [`service`]: the :5002 routes on the shared server scaffold.
+//! - [`client`]: [`client::TrainingHostClient`], the typed client of a training-host (or
+//!   a KTRDR training host service) over those routes.
 
 pub mod api;
+pub mod client;
 pub mod features;
 pub mod labels;
 pub mod model;

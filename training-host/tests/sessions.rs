@@ -4,83 +4,16 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use data_host::local::LocalProvider;
-use data_host::store::{Store, StoreFormat};
-use host_service_base::CancellationToken;
-use host_service_base::operations::Operations;
 use serde_json::{Value, json};
 use training_host::LoadedModel;
-use training_host::sessions::{SessionConfig, SessionManager};
-use training_host::trainer::CandleTrainer;
+
+mod common;
+
+use common::{repo, start_host, strategy};
 
 const PATIENCE: Duration = Duration::from_secs(180);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The shipped rsi_macd_mlp strategy with `epochs` and, optionally, no early stopping
-/// and small batches (so a long run has many batch boundaries to stop at).
-fn strategy(epochs: u32, long: bool) -> String {
-    let yaml = std::fs::read_to_string(repo().join("strategies/rsi_macd_mlp.yaml"))
-        .expect("shipped strategy");
-    let mut yaml = yaml.replace("    epochs: 100", &format!("    epochs: {epochs}"));
-    if long {
-        yaml = yaml
-            .replace("      enabled: true", "      enabled: false")
-            .replace("    batch_size: 32", "    batch_size: 8");
-    }
-    yaml
-}
-
-struct Host {
-    base: String,
-    models: tempfile::TempDir,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-async fn start_host(max_sessions: usize) -> Host {
-    let models = tempfile::tempdir().expect("models dir");
-    let data = Arc::new(LocalProvider::new(Store::new(
-        repo().join("data"),
-        StoreFormat::Csv,
-    )));
-    let config = SessionConfig {
-        max_sessions,
-        models_dir: models.path().to_path_buf(),
-    };
-    let sessions = SessionManager::new(
-        Operations::in_memory(),
-        data,
-        Arc::new(CandleTrainer::default()),
-        config,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let shutdown = CancellationToken::new();
-    tokio::spawn(training_host::service::serve(
-        listener,
-        sessions,
-        max_sessions,
-        shutdown.clone(),
-    ));
-    Host {
-        base,
-        models,
-        shutdown,
-    }
-}
 
 async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
     let response = reqwest::Client::new()

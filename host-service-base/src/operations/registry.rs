@@ -175,14 +175,17 @@ impl Operations {
         operation_type: impl Into<String>,
         metadata: Value,
     ) -> Result<OperationHandle, HostError> {
+        // `.` and `..` are valid characters but not addressable ids: URL parsing
+        // resolves them as dot segments, even percent-encoded.
         let valid = (1..=128).contains(&id.len())
             && id
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && !id.chars().all(|c| c == '.');
         if !valid {
             return Err(HostError::bad_field(
                 "id",
-                "must be 1 to 128 characters of letters, digits, `_`, `.` or `-`",
+                "must be 1 to 128 characters of letters, digits, `_`, `.` or `-`, not only dots",
             ));
         }
         let entries = self.shared.write();

@@ -53,6 +53,9 @@ fn samples() -> Vec<HostError> {
             message: "body over 2 MiB".into(),
         },
         HostError::internal("disk full at /var/lib/secret"),
+        HostError::Unauthorized {
+            message: "missing API key".into(),
+        },
     ]
 }
 
@@ -95,7 +98,7 @@ async fn statuses_follow_the_table() {
     let addr = spawn_router(router).await;
     let http = reqwest::Client::new();
     let expected = [
-        503, 503, 504, 502, 418, 502, 499, 400, 400, 404, 409, 503, 413, 500,
+        503, 503, 504, 502, 418, 502, 499, 400, 400, 404, 409, 503, 413, 500, 401,
     ];
     for (i, status) in expected.into_iter().enumerate() {
         let response = http

@@ -4,20 +4,26 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// `POST /training/start`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /training/start`. Absent options are left out of the JSON rather than sent as
+/// `null`, so a KTRDR service sees exactly the keys the caller set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StartRequest {
     /// Caller-chosen id; one is generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// The strategy, as YAML text (KTRDR v2 layout).
     pub strategy_yaml: String,
     /// Overrides the strategy's symbols.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub symbols: Option<Vec<String>>,
     /// Overrides the strategy's timeframes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeframes: Option<Vec<String>>,
     /// First bar used (ISO date or time).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
     /// End of the bars used (ISO date or time, exclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
 }
 
@@ -37,7 +43,7 @@ pub struct StartResponse {
 }
 
 /// `POST /training/stop`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StopRequest {
     /// The session to stop.
     pub session_id: String,

@@ -1,0 +1,298 @@
+//! `TrainingHostClient`: the typed client of a training-host, or of a KTRDR training host
+//! service (the same contract on :5002). It speaks the wire types of
+//! [`sessions::wire`](crate::sessions::wire), so callers handle remote and in-process
+//! sessions alike.
+//!
+//! Errors arrive as [`HostError`] variants through [`HostClient`]: 404 `NotFound`, 409
+//! `Conflict`, 400/422 `BadRequest` naming the offending key (e.g.
+//! `model.training.epochs`), and a full session table `Busy` from training-host (whose
+//! envelope says so) or `Unavailable` from a KTRDR service (a bare 503 `{"detail"}`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::Method;
+use host_service_base::health::{DEFAULT_HEALTH_TTL, HealthCache};
+use host_service_base::{AsyncHostService, CancellationToken, HostClient, HostError, HostRequest};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::SERVICE_NAME;
+use crate::sessions::STOP_WAIT;
+use crate::sessions::wire::{
+    ResultResponse, SessionsResponse, StartRequest, StartResponse, StatusResponse, StopRequest,
+    StopResponse,
+};
+
+/// Longest one `stop` attempt may take: the service itself waits up to [`STOP_WAIT`] for
+/// the session to reach a batch boundary, and must be given time to answer after that.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(STOP_WAIT.as_secs() + 15);
+
+/// A client of one training-host. Clones share the connection pool and health cache.
+#[derive(Debug, Clone)]
+pub struct TrainingHostClient {
+    client: HostClient,
+    health: Arc<HealthCache>,
+}
+
+impl TrainingHostClient {
+    /// A client of the training-host at `base_url` with default settings.
+    pub fn new(base_url: &str) -> Result<Self, HostError> {
+        Ok(Self::with_client(HostClient::new(SERVICE_NAME, base_url)?))
+    }
+
+    /// A client over an existing (shared) HTTP client.
+    pub fn with_client(client: HostClient) -> Self {
+        Self {
+            client,
+            health: Arc::new(HealthCache::new(DEFAULT_HEALTH_TTL)),
+        }
+    }
+
+    /// `POST /training/start`.
+    ///
+    /// Without a `session_id` the call is never replayed once it may have reached the
+    /// service (the client only retries when no connection was made): each arrival
+    /// starts a new session under a fresh id. With a caller-chosen `session_id` a
+    /// replay cannot start a second session (a duplicate id answers 409), so a lost
+    /// answer is retried; a `Conflict` after such a retry gets a hint that the earlier
+    /// attempt may have started the session. A full session table (`Busy`) is returned
+    /// at once rather than waited out, so a caller can try another host.
+    pub async fn start(
+        &self,
+        request: &StartRequest,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<StartResponse, HostError> {
+        let call = || {
+            Ok(self
+                .client
+                .post("/training/start")
+                .json(request)?
+                .cancel_opt(cancel))
+        };
+        let answer = if request.session_id.is_some() {
+            self.replayable(call).await
+        } else {
+            call()?.idempotent(false).send_json().await
+        };
+        answer.map_err(name_fastapi_field)
+    }
+
+    /// `POST /training/stop`: stops a running session within one batch, saving the best
+    /// epoch so far as a loadable model when `save_checkpoint` is set. Safe to replay
+    /// (stopping twice leaves one stopped session); a replay of a stop that had already
+    /// taken effect answers `Conflict` ("already stopped"), marked as possibly ours.
+    pub async fn stop(
+        &self,
+        session_id: &str,
+        save_checkpoint: bool,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<StopResponse, HostError> {
+        let body = StopRequest {
+            session_id: session_id.to_owned(),
+            save_checkpoint,
+        };
+        self.replayable(|| {
+            Ok(self
+                .client
+                .post("/training/stop")
+                .json(&body)?
+                .timeout(STOP_TIMEOUT)
+                .cancel_opt(cancel))
+        })
+        .await
+        .map_err(name_fastapi_field)
+    }
+
+    /// `GET /training/status/{id}`.
+    pub async fn status(
+        &self,
+        session_id: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<StatusResponse, HostError> {
+        let path = format!("/training/status/{}", path_segment(session_id)?);
+        self.client
+            .get_json(&path, cancel)
+            .await
+            .map_err(name_fastapi_field)
+    }
+
+    /// `GET /training/result/{id}`: `BadRequest` while the session has not finished.
+    pub async fn result(
+        &self,
+        session_id: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<ResultResponse, HostError> {
+        let path = format!("/training/result/{}", path_segment(session_id)?);
+        self.client
+            .get_json(&path, cancel)
+            .await
+            .map_err(name_fastapi_field)
+    }
+
+    /// `GET /training/sessions`: every session, newest first.
+    pub async fn sessions(
+        &self,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<SessionsResponse, HostError> {
+        self.client
+            .get_json("/training/sessions", cancel)
+            .await
+            .map_err(name_fastapi_field)
+    }
+
+    /// `DELETE /training/sessions/{id}`: forgets a finished session (its model stays).
+    /// `Conflict` while it runs. A retried delete whose first attempt got through
+    /// answers `NotFound`.
+    pub async fn delete(
+        &self,
+        session_id: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<(), HostError> {
+        let path = format!("/training/sessions/{}", path_segment(session_id)?);
+        self.client
+            .request(Method::DELETE, &path)
+            .cancel_opt(cancel)
+            .send_bytes()
+            .await
+            .map(drop)
+            .map_err(name_fastapi_field)
+    }
+
+    /// Sends a POST that is safe to repeat but whose repeat answers `Conflict` when the
+    /// first attempt took effect. One attempt first; only a transient failure (the
+    /// answer may have been lost) is followed by the client's retries, and a `Conflict`
+    /// then says it may be our own earlier attempt. `Busy` is final: the service
+    /// answered, and its limit will not clear within a retry's backoff.
+    async fn replayable<'a, T, F>(&'a self, call: F) -> Result<T, HostError>
+    where
+        T: DeserializeOwned,
+        F: Fn() -> Result<HostRequest<'a>, HostError>,
+    {
+        let retries = self.client.retry_policy().max_retries;
+        match call()?.max_retries(0).send_json().await {
+            Err(first)
+                if retries > 0
+                    && first.is_retryable()
+                    && !matches!(first, HostError::Busy { .. }) =>
+            {
+                tracing::debug!(error = %first, "replaying a call that is safe to repeat");
+                call()?
+                    .idempotent(true)
+                    .max_retries(retries - 1)
+                    .send_json()
+                    .await
+                    .map_err(|e| match e {
+                        HostError::Conflict { message } => HostError::Conflict {
+                            message: format!(
+                                "{message} (retried after: {first}; that attempt may have taken effect)"
+                            ),
+                        },
+                        other => other,
+                    })
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncHostService for TrainingHostClient {
+    fn client(&self) -> &HostClient {
+        &self.client
+    }
+
+    fn health_cache(&self) -> &HealthCache {
+        &self.health
+    }
+}
+
+/// `id` as one percent-encoded path segment, so a user's id can never reach another
+/// route (`../health`) or carry a query. `.` and `..` are refused: URL parsing resolves
+/// them (encoded or not) instead of sending them.
+fn path_segment(id: &str) -> Result<String, HostError> {
+    if matches!(id, "" | "." | "..") {
+        return Err(HostError::bad_field(
+            "session_id",
+            format!("`{id}` cannot name a session in a URL"),
+        ));
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+    }
+    Ok(out)
+}
+
+/// training-host names the offending key in its error envelope, which
+/// [`HostError::from_upstream`] reads back. A KTRDR (FastAPI) service rejects a
+/// malformed body with 422 `{"detail": [{"loc": ["body", "strategy_yaml"], "msg": ..}]}`,
+/// which arrives as a `BadRequest` without a field and the list as text: name the field
+/// from `loc` and keep the messages.
+fn name_fastapi_field(error: HostError) -> HostError {
+    let HostError::BadRequest {
+        field: None,
+        message,
+    } = &error
+    else {
+        return error;
+    };
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(message) else {
+        return error;
+    };
+    let located: Vec<(String, String)> = items
+        .iter()
+        .filter_map(|item| {
+            let loc = item.get("loc")?.as_array()?;
+            let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+            Some((fastapi_path(loc), msg.to_owned()))
+        })
+        .collect();
+    let Some((field, _)) = located.first() else {
+        return error;
+    };
+    HostError::BadRequest {
+        field: Some(field.clone()),
+        message: located
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// `["body", "symbols", 1]` → `symbols[1]` (the key-path style training-host uses).
+fn fastapi_path(loc: &[Value]) -> String {
+    let mut parts = loc.iter().peekable();
+    if parts
+        .peek()
+        .and_then(|p| p.as_str())
+        .is_some_and(|p| matches!(p, "body" | "query" | "path"))
+    {
+        parts.next();
+    }
+    let mut path = String::new();
+    for part in parts {
+        match part {
+            Value::Number(n) => path.push_str(&format!("[{n}]")),
+            Value::String(s) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(s);
+            }
+            other => path.push_str(&other.to_string()),
+        }
+    }
+    if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path
+    }
+}
