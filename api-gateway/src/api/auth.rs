@@ -1,0 +1,87 @@
+//! The optional API key: when `HOSTBRIDGE_API_KEY` is set, every `/api/v1` route but
+//! health requires it, as `X-API-Key: KEY` or `Authorization: Bearer KEY`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use host_service_base::HostError;
+
+/// Wraps `api` (the router nested under `/api/v1`) with the key check.
+pub(super) fn require_key(api: Router, key: String) -> Router {
+    let key: Arc<[u8]> = Arc::from(key.into_bytes());
+    api.layer(middleware::from_fn_with_state(key, check))
+}
+
+async fn check(State(key): State<Arc<[u8]>>, request: Request, next: Next) -> Response {
+    // Health stays open: load balancers and healthchecks carry no key.
+    if request.uri().path().trim_end_matches('/') == "/health" {
+        return next.run(request).await;
+    }
+    match presented(request.headers()) {
+        Some(given) if equal(given.as_bytes(), &key) => next.run(request).await,
+        Some(_) => HostError::Unauthorized {
+            message: "the API key is wrong".to_owned(),
+        }
+        .into_response(),
+        None => HostError::Unauthorized {
+            message: "this gateway requires an API key: send X-API-Key or Authorization: Bearer"
+                .to_owned(),
+        }
+        .into_response(),
+    }
+}
+
+fn presented(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Compares without stopping at the first difference, so the time taken does not
+/// tell an attacker how much of a guess was right.
+fn equal(given: &[u8], key: &[u8]) -> bool {
+    if given.len() != key.len() {
+        return false;
+    }
+    given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn keys_are_read_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), None);
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer  s3cret-key "),
+        );
+        assert_eq!(presented(&h), Some("s3cret-key"));
+        h.insert("x-api-key", HeaderValue::from_static("other"));
+        assert_eq!(presented(&h), Some("other"));
+        let mut basic = HeaderMap::new();
+        basic.insert("authorization", HeaderValue::from_static("Basic abc"));
+        assert_eq!(presented(&basic), None);
+    }
+
+    #[test]
+    fn comparison_needs_every_byte() {
+        assert!(equal(b"abcdefgh", b"abcdefgh"));
+        assert!(!equal(b"abcdefgx", b"abcdefgh"));
+        assert!(!equal(b"abcdefg", b"abcdefgh"));
+        assert!(!equal(b"", b"abcdefgh"));
+    }
+}

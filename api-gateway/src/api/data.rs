@@ -1,0 +1,127 @@
+//! Data routes: start a load, list the store, read bars (JSON or Arrow).
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use data_host::api::wire::{ARROW_STREAM, to_arrow};
+use data_host::bars::frame_to_bars;
+use host_service_base::server::Json;
+use host_service_base::{CancellationToken, HostError};
+use serde_json::json;
+
+use super::envelope;
+use crate::data::{LoadRequest, parse_symbol, parse_time, parse_timeframe};
+use crate::gateway::Gateway;
+
+/// `POST /api/v1/data/load` → 202 `{success, data: {operation_id, status, ...}}`.
+pub(super) async fn load(
+    State(gateway): State<Gateway>,
+    Json(request): Json<LoadRequest>,
+) -> Result<Response, HostError> {
+    let info = gateway.start_load(&request)?;
+    let body = envelope(json!({
+        "operation_id": info.operation_id,
+        "status": "started",
+        "operation_type": info.operation_type,
+        "symbol": info.metadata["symbol"],
+        "timeframe": info.metadata["timeframe"],
+        "mode": info.metadata["mode"],
+        "source": info.metadata["source"],
+    }));
+    Ok((StatusCode::ACCEPTED, body).into_response())
+}
+
+/// `GET /api/v1/data`: every stored series with its coverage.
+pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response, HostError> {
+    Ok(envelope(gateway.data().inventory().await?).into_response())
+}
+
+/// `GET /api/v1/data/{symbol}/{timeframe}?start&end` (also `start_date`/`end_date`):
+/// stored bars in `[start, end)`; Arrow IPC when the client accepts it.
+pub(super) async fn bars(
+    State(gateway): State<Gateway>,
+    Path((symbol, timeframe)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, HostError> {
+    let symbol = parse_symbol("symbol", &symbol)?;
+    let timeframe = parse_timeframe("timeframe", &timeframe)?;
+    let (mut start, mut end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match key.as_ref() {
+            "start" | "start_date" => start = Some(parse_time(&key, value)?),
+            "end" | "end_date" => end = Some(parse_time(&key, value)?),
+            _ => {}
+        }
+    }
+    if let (Some(s), Some(e)) = (start, end)
+        && s >= e
+    {
+        return Err(HostError::bad_field(
+            "start",
+            format!("start {s} is not before end {e}"),
+        ));
+    }
+    let frame = gateway.data().bars(&symbol, timeframe, start, end).await?;
+    let wants_arrow = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ARROW_STREAM));
+    // Encoding a large frame is CPU work: off the async threads.
+    tokio::task::spawn_blocking(move || -> Result<Response, HostError> {
+        if wants_arrow {
+            let bytes = to_arrow(&frame).map_err(HostError::internal)?;
+            return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], Body::from(bytes)).into_response());
+        }
+        let bars = frame_to_bars(&frame).map_err(HostError::internal)?;
+        let dates: Vec<String> = bars.iter().map(|b| b.timestamp.to_rfc3339()).collect();
+        let ohlcv: Vec<[f64; 5]> = bars
+            .iter()
+            .map(|b| [b.open, b.high, b.low, b.close, b.volume])
+            .collect();
+        Ok(envelope(json!({
+            "symbol": symbol.as_str(),
+            "timeframe": timeframe.as_str(),
+            "points": bars.len(),
+            "start": bars.first().map(|b| b.timestamp),
+            "end": bars.last().map(|b| b.timestamp),
+            "dates": dates,
+            "ohlcv": ohlcv,
+        }))
+        .into_response())
+    })
+    .await
+    .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
+}
+
+/// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp`: where the provider's data
+/// begins (asked of data-host in host mode, of IB in fallback mode).
+pub(super) async fn head_timestamp(
+    State(gateway): State<Gateway>,
+    Path((symbol, timeframe)): Path<(String, String)>,
+) -> Result<Response, HostError> {
+    let symbol = parse_symbol("symbol", &symbol)?;
+    let timeframe = parse_timeframe("timeframe", &timeframe)?;
+    gateway.require_data_provider()?;
+    // Dropping the request (client gone) drops this future and the upstream call.
+    let cancel = CancellationToken::new();
+    let _guard = cancel.clone().drop_guard();
+    let head = gateway
+        .data()
+        .provider()
+        .head_timestamp(&symbol, timeframe, None, &cancel)
+        .await?;
+    Ok(envelope(json!({
+        "symbol": symbol.as_str(),
+        "timeframe": timeframe.as_str(),
+        "head_timestamp": head,
+        "source": gateway.data().provider().name(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,67 @@
+//! The gateway's HTTP API under `/api/v1` (DESIGN.md): health, data loads and bars,
+//! training starts, strategies, and the operations API of host-service-base. Successes
+//! use the `{success: true, data}` envelope; errors are `HostError` answers
+//! (`{success: false, error: {code, message, details}}`).
+
+mod auth;
+mod data;
+mod training;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use host_service_base::telemetry::{Metrics, metrics_router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::gateway::{Gateway, GatewayError};
+
+/// The API version prefix.
+pub const PREFIX: &str = "/api/v1";
+
+/// `{success: true, data}`.
+pub(crate) fn envelope(data: impl Serialize) -> axum::Json<Value> {
+    axum::Json(json!({ "success": true, "data": data }))
+}
+
+/// Every gateway route, with the API key check when a key is configured.
+pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/data/load", post(data::load))
+        .route("/data", get(data::inventory))
+        .route("/data/{symbol}/{timeframe}", get(data::bars))
+        .route(
+            "/data/{symbol}/{timeframe}/head-timestamp",
+            get(data::head_timestamp),
+        )
+        .route("/trainings/start", post(training::start))
+        .route("/strategies", get(training::strategies))
+        .with_state(gateway.clone())
+        .merge(host_service_base::operations::router(
+            gateway.operations().clone(),
+        ));
+    let api = match gateway.config().api_key.clone() {
+        Some(key) => auth::require_key(api, key),
+        None => api,
+    };
+    let metrics = Metrics::install()?;
+    Ok(Router::new()
+        .nest(PREFIX, api)
+        .merge(metrics_router(metrics)))
+}
+
+/// `GET /api/v1/health`: `{status, version, services: {data, training}}`, from cached
+/// probes. Always 200 while the gateway runs; `status` is `degraded` and the service
+/// says why when a host service is down.
+async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
+    let (data, training) = gateway.health().await;
+    let healthy = data.healthy && training.healthy;
+    axum::Json(json!({
+        "success": true,
+        "status": if healthy { "healthy" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": gateway.uptime_seconds(),
+        "services": { "data": data, "training": training },
+    }))
+}

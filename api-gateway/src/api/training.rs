@@ -1,0 +1,47 @@
+//! Training routes: start a training run, list the strategies.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use host_service_base::HostError;
+use host_service_base::server::Json;
+use serde_json::json;
+
+use super::envelope;
+use crate::gateway::Gateway;
+use crate::training::TrainRequest;
+
+/// `POST /api/v1/trainings/start` → 202 `{success, task_id, data: {task_id, ...}}`.
+pub(super) async fn start(
+    State(gateway): State<Gateway>,
+    Json(request): Json<TrainRequest>,
+) -> Result<Response, HostError> {
+    let task_id = gateway.training().start(&request).await?;
+    let info = gateway.operations().get(&task_id);
+    let metadata = info.map(|i| i.metadata).unwrap_or_default();
+    let body = json!({
+        "success": true,
+        "task_id": task_id,
+        "data": {
+            "task_id": task_id,
+            "operation_id": task_id,
+            "status": "started",
+            "mode": metadata["mode"],
+            "instance": metadata["instance"],
+            "strategy": metadata["strategy"],
+            "symbols": metadata["symbols"],
+            "timeframes": metadata["timeframes"],
+        },
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// `GET /api/v1/strategies`: the strategies `strategy_name` can name.
+pub(super) async fn strategies(State(gateway): State<Gateway>) -> Response {
+    let training = gateway.training();
+    envelope(json!({
+        "directory": training.strategies_dir(),
+        "strategies": training.strategies(),
+    }))
+    .into_response()
+}

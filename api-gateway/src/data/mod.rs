@@ -1,0 +1,484 @@
+//! The data manager: loads bars into the gateway's store and serves them from it.
+//!
+//! A load is an operation. It plans the ranges its mode wants ([`plan`]), splits them
+//! into IB-sized segments, asks the [`DataProvider`] for each (data-host in host mode,
+//! the in-process IB provider in fallback mode), and merges every segment into the store
+//! as soon as it arrives, so a load that fails or is cancelled half-way keeps what it
+//! fetched. Progress is reported per segment; cancelling the operation cancels the
+//! provider call in flight, which cancels the IB request.
+
+pub mod plan;
+pub mod pooled;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use data_host::bars::timestamps_ms;
+use data_host::ib::segment::split;
+use data_host::provider::{BarsRequest, DataError, DataProvider};
+use data_host::store::csv::parse_timestamp;
+use data_host::store::{Coverage, MergeReport, Store};
+use data_host::{Symbol, Timeframe};
+use host_service_base::operations::{OperationFilter, OperationHandle, OperationInfo, Operations};
+use host_service_base::{CancellationToken, HostError};
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub use plan::{FetchRange, LoadMode};
+
+/// Operation type of a data load.
+pub const LOAD_OPERATION: &str = "data_load";
+
+/// `POST /api/v1/data/load`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    /// Symbol, e.g. `AAPL`.
+    pub symbol: String,
+    /// Bar size, e.g. `1h`.
+    pub timeframe: String,
+    /// `local`, `tail` (default), `backfill` or `full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// First bar wanted (ISO date or time); default: the earliest the provider has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    /// End of the range (exclusive); default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+}
+
+/// A load request after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadSpec {
+    /// The symbol.
+    pub symbol: Symbol,
+    /// The bar size.
+    pub timeframe: Timeframe,
+    /// The mode.
+    pub mode: LoadMode,
+    /// Explicit start, if given.
+    pub start: Option<DateTime<Utc>>,
+    /// Explicit end, if given.
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// Parses an ISO date or time given in `field`.
+pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, HostError> {
+    parse_timestamp(text)
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(|| {
+            HostError::bad_field(
+                field,
+                format!("`{text}` is not an ISO 8601 date or time (e.g. 2024-01-31 or 2024-01-31T14:30:00Z)"),
+            )
+        })
+}
+
+/// Parses a symbol in `field`.
+pub fn parse_symbol(field: &str, text: &str) -> Result<Symbol, HostError> {
+    Symbol::parse(text).map_err(|e| HostError::bad_field(field, e.to_string()))
+}
+
+/// Parses a timeframe in `field`.
+pub fn parse_timeframe(field: &str, text: &str) -> Result<Timeframe, HostError> {
+    text.parse::<Timeframe>()
+        .map_err(|e| HostError::bad_field(field, e.to_string()))
+}
+
+impl LoadRequest {
+    /// Validates every field; each error names its field.
+    pub fn validate(&self) -> Result<LoadSpec, HostError> {
+        let symbol = parse_symbol("symbol", &self.symbol)?;
+        let timeframe = parse_timeframe("timeframe", &self.timeframe)?;
+        let mode = match self.mode.as_deref().map(str::trim) {
+            None | Some("") => LoadMode::Tail,
+            Some(text) => text
+                .parse::<LoadMode>()
+                .map_err(|e| HostError::bad_field("mode", e))?,
+        };
+        let opt_time = |field: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| parse_time(field, t))
+                .transpose()
+        };
+        let start = opt_time("start_date", &self.start_date)?;
+        let end = opt_time("end_date", &self.end_date)?;
+        if let (Some(s), Some(e)) = (start, end)
+            && s >= e
+        {
+            return Err(HostError::bad_field(
+                "start_date",
+                format!("start_date {s} is not before end_date {e}"),
+            ));
+        }
+        Ok(LoadSpec {
+            symbol,
+            timeframe,
+            mode,
+            start,
+            end,
+        })
+    }
+}
+
+/// What the store holds for one symbol and timeframe (`GET /api/v1/data`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSeries {
+    /// The symbol.
+    pub symbol: String,
+    /// The bar size.
+    pub timeframe: String,
+    /// First bar.
+    pub first: Option<DateTime<Utc>>,
+    /// Last bar.
+    pub last: Option<DateTime<Utc>>,
+    /// Number of bars.
+    pub rows: usize,
+}
+
+/// How far back a load with no start date reaches when the provider cannot say where
+/// its data begins.
+pub fn default_lookback(timeframe: Timeframe) -> TimeDelta {
+    match timeframe {
+        tf if tf < Timeframe::H1 => TimeDelta::days(30),
+        tf if tf < Timeframe::D1 => TimeDelta::days(365),
+        _ => TimeDelta::days(365 * 10),
+    }
+}
+
+/// Loads bars into the store and reads them back.
+#[derive(Debug, Clone)]
+pub struct DataManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    provider: Arc<dyn DataProvider>,
+    ops: Operations,
+    /// Serialises "is a load of this series running?" with starting one.
+    admission: Mutex<()>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataManager")
+            .field("store", &self.store.dir())
+            .field("provider", &self.provider.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataManager {
+    /// Loads into `store` from `provider`, tracking loads in `ops`.
+    pub fn new(store: Store, provider: Arc<dyn DataProvider>, ops: Operations) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                provider,
+                ops,
+                admission: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The provider gaps are filled from.
+    pub fn provider(&self) -> &Arc<dyn DataProvider> {
+        &self.inner.provider
+    }
+
+    /// Validates `request` and starts the load; nothing starts when it is invalid or a
+    /// load of the same series is already running (409).
+    pub fn start_load(&self, request: &LoadRequest) -> Result<OperationInfo, HostError> {
+        let spec = request.validate()?;
+        let handle = {
+            let _admission = self
+                .inner
+                .admission
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let running = OperationFilter {
+                operation_type: Some(LOAD_OPERATION.to_owned()),
+                active_only: true,
+                ..OperationFilter::default()
+            };
+            let (active, _, _) = self.inner.ops.list(&running);
+            if let Some(op) = active.iter().find(|op| {
+                op.metadata["symbol"] == spec.symbol.as_str()
+                    && op.metadata["timeframe"] == spec.timeframe.as_str()
+            }) {
+                return Err(HostError::Conflict {
+                    message: format!(
+                        "a load of {} {} is already running ({}); cancel it or wait",
+                        spec.symbol, spec.timeframe, op.operation_id
+                    ),
+                });
+            }
+            self.inner.ops.create(
+                LOAD_OPERATION,
+                json!({
+                    "symbol": spec.symbol.as_str(),
+                    "timeframe": spec.timeframe.as_str(),
+                    "mode": spec.mode.as_str(),
+                    "start_date": spec.start.map(|t| t.to_rfc3339()),
+                    "end_date": spec.end.map(|t| t.to_rfc3339()),
+                    "source": self.inner.provider.name(),
+                }),
+            )
+        };
+        let info = handle.info();
+        let manager = self.clone();
+        self.inner.ops.tracker().spawn(async move {
+            manager.run_load(handle, spec).await;
+        });
+        Ok(info)
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T, HostError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, data_host::store::StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| HostError::internal(format_args!("store task failed: {e}")))?
+            .map_err(|e| HostError::internal(format_args!("store: {e}")))
+    }
+
+    /// The stored bars of a series in `[start, end)`; 404 when nothing is stored.
+    pub async fn bars(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    ) -> Result<DataFrame, HostError> {
+        let (sym, tf) = (symbol.clone(), timeframe);
+        let frame = self.blocking(move |s| s.load(&sym, tf)).await?;
+        let Some(frame) = frame else {
+            return Err(HostError::not_found(format!(
+                "no stored bars for {symbol} {timeframe}; load them first (POST /api/v1/data/load)"
+            )));
+        };
+        let start = start.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let end = end.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        data_host::bars::slice_range(&frame, start, end)
+            .map_err(|e| HostError::internal(format_args!("slicing bars: {e}")))
+    }
+
+    /// Every stored series with its coverage.
+    pub async fn inventory(&self) -> Result<Vec<StoredSeries>, HostError> {
+        self.blocking(|s| {
+            let mut out = Vec::new();
+            for (symbol, timeframe) in s.list()? {
+                let coverage = s.coverage(&symbol, timeframe)?;
+                out.push(StoredSeries {
+                    symbol: symbol.to_string(),
+                    timeframe: timeframe.to_string(),
+                    first: coverage.map(|c| c.first),
+                    last: coverage.map(|c| c.last),
+                    rows: coverage.map_or(0, |c| c.rows),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn run_load(&self, handle: OperationHandle, spec: LoadSpec) {
+        handle.start();
+        let token = handle.token();
+        match self.load(&handle, &spec, &token).await {
+            Ok(summary) => {
+                let failed = summary["segments_failed"].as_u64().unwrap_or(0);
+                if failed > 0 {
+                    handle.warn(format!(
+                        "{failed} segment(s) could not be fetched; see the result"
+                    ));
+                }
+                handle.complete(summary);
+            }
+            // A cancel has already marked the operation; nothing to add.
+            Err(_) if token.is_cancelled() => {}
+            Err(message) => {
+                handle.fail(message);
+            }
+        }
+    }
+
+    /// The load itself; `Err` is the failure message.
+    async fn load(
+        &self,
+        handle: &OperationHandle,
+        spec: &LoadSpec,
+        token: &CancellationToken,
+    ) -> Result<serde_json::Value, String> {
+        let provider = &self.inner.provider;
+        let source = provider.name().to_owned();
+        let (symbol, timeframe) = (spec.symbol.clone(), spec.timeframe);
+        let now = Utc::now();
+        let end = spec.end.unwrap_or(now).min(now);
+
+        let stored = {
+            let (sym, tf) = (symbol.clone(), timeframe);
+            self.blocking(move |s| s.load(&sym, tf))
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let stored_ms = match &stored {
+            Some(frame) => timestamps_ms(frame).map_err(|e| format!("reading the store: {e}"))?,
+            None => Vec::new(),
+        };
+        let bars_before = stored_ms.len();
+
+        // Where the range starts: given, or as far back as the provider has data.
+        let start = match (spec.start, spec.mode) {
+            (Some(start), _) => start,
+            (None, LoadMode::Local) => DateTime::<Utc>::MIN_UTC,
+            (None, _) => {
+                handle.progress(|p| {
+                    p.current_step = Some(format!(
+                        "asking {source} where {symbol} {timeframe} data begins"
+                    ));
+                });
+                let head = provider
+                    .head_timestamp(&symbol, timeframe, None, token)
+                    .await
+                    .map_err(|e| describe(&source, &e))?;
+                head.unwrap_or(end - default_lookback(timeframe))
+            }
+        };
+
+        let ranges = plan::plan(spec.mode, timeframe, &stored_ms, start, end);
+        let segments: Vec<_> = ranges
+            .iter()
+            .flat_map(|r| split(timeframe, r.start, r.end))
+            .collect();
+        let total = segments.len();
+        handle.progress(|p| {
+            p.steps_total = total as u64;
+            p.current_step = Some(format!("{total} segment(s) to fetch from {source}"));
+        });
+
+        let mut fetched_bars = 0usize;
+        let mut merged = MergeReport::default();
+        let mut failures = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            if token.is_cancelled() {
+                return Err("cancelled".into());
+            }
+            let step = format!(
+                "segment {}/{total}: {} → {}",
+                i + 1,
+                segment.start.to_rfc3339(),
+                segment.end.to_rfc3339()
+            );
+            handle.progress(|p| {
+                p.current_step = Some(step.clone());
+                p.current_item = Some(format!("{symbol} {timeframe}"));
+                p.context = json!({
+                    "segment": i + 1,
+                    "segments": total,
+                    "start": segment.start,
+                    "end": segment.end,
+                });
+            });
+            let request =
+                BarsRequest::new(symbol.clone(), timeframe, segment.start, segment.end, None)
+                    .map_err(|e| e.to_string())?;
+            match provider.bars(&request, token).await {
+                Ok(frame) => {
+                    let rows = frame.height();
+                    fetched_bars += rows;
+                    if rows > 0 {
+                        let (sym, tf) = (symbol.clone(), timeframe);
+                        let report = self
+                            .blocking(move |s| s.merge(&sym, tf, &frame))
+                            .await
+                            .map_err(|e| format!("{step}: storing failed: {e}"))?;
+                        merged.added += report.added;
+                        merged.replaced += report.replaced;
+                        merged.after = report.after;
+                    }
+                }
+                Err(DataError::Cancelled) => return Err("cancelled".into()),
+                Err(e) if segment_error_is_fatal(&e) => {
+                    let kept = if merged.added > 0 {
+                        format!("; {} bar(s) fetched before it are stored", merged.added)
+                    } else {
+                        String::new()
+                    };
+                    return Err(format!("{step} failed: {}{kept}", describe(&source, &e)));
+                }
+                Err(e) => {
+                    tracing::warn!(%symbol, %timeframe, %step, error = %e, "segment failed; continuing");
+                    failures.push(json!({
+                        "start": segment.start,
+                        "end": segment.end,
+                        "error": describe(&source, &e),
+                    }));
+                }
+            }
+            handle.progress(|p| {
+                p.steps_completed = (i + 1) as u64;
+                p.items_processed = fetched_bars as u64;
+                p.percentage = 100.0 * (i + 1) as f64 / total.max(1) as f64;
+            });
+        }
+
+        let coverage = {
+            let (sym, tf) = (symbol.clone(), timeframe);
+            self.blocking(move |s| s.coverage(&sym, tf))
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let bars_after = coverage.map_or(0, |c: Coverage| c.rows);
+        Ok(json!({
+            "symbol": symbol.as_str(),
+            "timeframe": timeframe.as_str(),
+            "mode": spec.mode.as_str(),
+            "source": source,
+            "requested_start": (start != DateTime::<Utc>::MIN_UTC).then_some(start),
+            "requested_end": end,
+            "ranges": ranges,
+            "segments_total": total,
+            "segments_fetched": total - failures.len(),
+            "segments_failed": failures.len(),
+            "failed_segments": failures,
+            "bars_fetched": fetched_bars,
+            "bars_added": merged.added,
+            "bars_replaced": merged.replaced,
+            "bars_before": bars_before,
+            "bars_after": bars_after,
+            "first_bar": coverage.map(|c| c.first),
+            "last_bar": coverage.map(|c| c.last),
+        }))
+    }
+}
+
+/// Whether a failed segment ends the load. A lost connection, an unknown symbol, a
+/// missing subscription or a store failure will fail every later segment too; a
+/// broker error about one range (no data in it) or a pacing refusal does not.
+fn segment_error_is_fatal(e: &DataError) -> bool {
+    !matches!(e, DataError::Broker { .. } | DataError::Pacing(_))
+}
+
+/// An error text that names where it came from.
+fn describe(source: &str, e: &DataError) -> String {
+    let text = e.to_string();
+    if text.contains(source) {
+        text
+    } else {
+        format!("{source}: {text}")
+    }
+}

@@ -1,0 +1,350 @@
+//! The assembled gateway: configuration → data manager, training manager, operations
+//! registry and health probes; [`Gateway::serve`] runs it on the shared server
+//! scaffold.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use data_host::client::DataHostClient;
+use data_host::ib::{IbConfig, IbProvider};
+use data_host::local::LocalProvider;
+use data_host::provider::DataProvider;
+use data_host::store::{Store, StoreFormat};
+use host_service_base::AsyncHostService;
+use host_service_base::operations::{Operations, OperationsConfig, OperationsError};
+use host_service_base::server::{ServeError, Server, ServerConfig, ShutdownReport};
+use host_service_base::telemetry::TelemetryError;
+use host_service_base::{CancellationToken, HostError};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use training_host::sessions::{SessionConfig, SessionManager};
+use training_host::trainer::CandleTrainer;
+
+use crate::config::{GatewayConfig, ServiceMode};
+use crate::data::DataManager;
+use crate::data::pooled::{DATA_HOST, PooledDataHost};
+use crate::pool::{HostPool, InstanceReport};
+use crate::training::{Backend, TRAINING_HOST, TrainingManager};
+
+/// Everything the gateway is built from.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Routing and access.
+    pub config: GatewayConfig,
+    /// The store the gateway loads into and serves from.
+    pub data_dir: PathBuf,
+    /// The model store of in-process training.
+    pub models_dir: PathBuf,
+    /// Strategies by name.
+    pub strategies_dir: PathBuf,
+    /// File keeping operations across restarts; `None` keeps them in memory.
+    pub state: Option<PathBuf>,
+    /// The IB Gateway the in-process data provider talks to (fallback mode).
+    pub ib: IbConfig,
+    /// In-process training sessions at once (fallback mode).
+    pub max_sessions: usize,
+}
+
+impl GatewaySettings {
+    /// Settings for the embedded default around `data_dir` and `models_dir`.
+    pub fn new(config: GatewayConfig, data_dir: PathBuf, models_dir: PathBuf) -> Self {
+        Self {
+            config,
+            data_dir,
+            models_dir,
+            strategies_dir: PathBuf::from("strategies"),
+            state: None,
+            ib: IbConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 4002)), 2),
+            max_sessions: 2,
+        }
+    }
+}
+
+/// Why the gateway could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The operations store could not be opened.
+    #[error("operations store: {0}")]
+    Operations(#[from] OperationsError),
+    /// A host service client could not be built (bad URL).
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// A directory could not be created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Metrics could not be installed.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    /// The server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// One service in `/api/v1/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceHealth {
+    /// `host` or `local`.
+    pub mode: &'static str,
+    /// Whether calls that need it can be served now.
+    pub healthy: bool,
+    /// Round trip of the last probe (host mode; 0 in-process).
+    pub latency_ms: Option<f64>,
+    /// Why it is not healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Host instances (host mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<InstanceReport>>,
+    /// Service-specific figures.
+    pub details: serde_json::Value,
+}
+
+/// The gateway.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    config: GatewayConfig,
+    ops: Operations,
+    data: DataManager,
+    training: TrainingManager,
+    data_pool: Option<Arc<HostPool<DataHostClient>>>,
+    started: std::time::Instant,
+}
+
+impl Gateway {
+    /// Builds the gateway (opens the operations store, builds clients; connects nothing).
+    pub fn build(settings: GatewaySettings) -> Result<Self, GatewayError> {
+        for dir in [&settings.data_dir, &settings.models_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| GatewayError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let ops = match &settings.state {
+            Some(path) => Operations::open(OperationsConfig::persistent(path))?,
+            None => Operations::in_memory(),
+        };
+        let store = Store::new(&settings.data_dir, StoreFormat::Csv);
+
+        let (provider, data_pool): (Arc<dyn DataProvider>, _) = match &settings.config.data {
+            ServiceMode::Host(urls) => {
+                let pooled = PooledDataHost::new(urls)?;
+                let pool = pooled.pool().clone();
+                (Arc::new(pooled), Some(pool))
+            }
+            ServiceMode::Local => (Arc::new(IbProvider::new(settings.ib.clone())), None),
+        };
+        let data = DataManager::new(store.clone(), provider, ops.clone());
+
+        let backend = match &settings.config.training {
+            ServiceMode::Host(urls) => Backend::host(urls)?,
+            ServiceMode::Local => Backend::Local(SessionManager::new(
+                // The gateway operation is the persisted record; the in-process session
+                // lives only as long as the process, like the work it does.
+                Operations::in_memory(),
+                Arc::new(LocalProvider::new(store)),
+                Arc::new(CandleTrainer::default()),
+                SessionConfig {
+                    max_sessions: settings.max_sessions.max(1),
+                    models_dir: settings.models_dir.clone(),
+                },
+            )),
+        };
+        let training = TrainingManager::new(backend, ops.clone(), &settings.strategies_dir);
+        Ok(Self {
+            config: settings.config,
+            ops,
+            data,
+            training,
+            data_pool,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Routing and access settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// The operations registry.
+    pub fn operations(&self) -> &Operations {
+        &self.ops
+    }
+
+    /// The data manager.
+    pub fn data(&self) -> &DataManager {
+        &self.data
+    }
+
+    /// Fails fast with 503 naming data-host when every data-host instance is down
+    /// (host mode); always fine in-process.
+    pub fn require_data_provider(&self) -> Result<(), HostError> {
+        match &self.data_pool {
+            Some(pool) if !pool.any_up() => Err(pool.all_down()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a data load; when its mode fetches and data-host is down (host mode),
+    /// refuses at once with 503 naming data-host instead of starting a doomed load.
+    pub fn start_load(
+        &self,
+        request: &crate::data::LoadRequest,
+    ) -> Result<host_service_base::operations::OperationInfo, HostError> {
+        let spec = request.validate()?;
+        if spec.mode != crate::data::LoadMode::Local {
+            self.require_data_provider()?;
+        }
+        self.data.start_load(request)
+    }
+
+    /// The training manager.
+    pub fn training(&self) -> &TrainingManager {
+        &self.training
+    }
+
+    /// Seconds since the gateway was built.
+    pub fn uptime_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Probes every host pool once (the health route does this before the first
+    /// prober round has finished).
+    pub async fn probe_hosts(&self) {
+        if let Some(pool) = &self.data_pool {
+            pool.probe_all().await;
+        }
+        if let Backend::Host(pool) = self.training.backend() {
+            pool.probe_all().await;
+        }
+    }
+
+    /// Starts the background probers of the host pools; they stop with `stop`.
+    pub fn spawn_probers(&self, stop: &CancellationToken) {
+        if let Some(pool) = &self.data_pool {
+            pool.spawn_prober(stop.child_token());
+        }
+        if let Backend::Host(pool) = self.training.backend() {
+            pool.spawn_prober(stop.child_token());
+        }
+    }
+
+    fn probed_yet(&self) -> bool {
+        let data = self.data_pool.as_ref().is_none_or(|p| {
+            p.members()
+                .iter()
+                .all(|m| m.health_cache().last().is_some())
+        });
+        let training = match self.training.backend() {
+            Backend::Host(p) => p
+                .members()
+                .iter()
+                .all(|m| m.health_cache().last().is_some()),
+            Backend::Local(_) => true,
+        };
+        data && training
+    }
+
+    /// The health of the data and training services (cached probes; waits only
+    /// before the very first probe).
+    pub async fn health(&self) -> (ServiceHealth, ServiceHealth) {
+        if !self.probed_yet() {
+            self.probe_hosts().await;
+        }
+        let data = match &self.data_pool {
+            Some(pool) => pool_health(pool, DATA_HOST, self.data.provider().status()),
+            None => {
+                let status = self.data.provider().status();
+                ServiceHealth {
+                    mode: "local",
+                    // The store answers whatever IB does; IB's state is in details.
+                    healthy: true,
+                    latency_ms: Some(0.0),
+                    error: None,
+                    instances: None,
+                    details: serde_json::json!({
+                        "store": self.data.store().dir(),
+                        "provider": status,
+                    }),
+                }
+            }
+        };
+        let training = match self.training.backend() {
+            Backend::Host(pool) => pool_health(pool, TRAINING_HOST, serde_json::json!({})),
+            Backend::Local(sessions) => ServiceHealth {
+                mode: "local",
+                healthy: true,
+                latency_ms: Some(0.0),
+                error: None,
+                instances: None,
+                details: serde_json::json!({
+                    "device": sessions.device(),
+                    "active_sessions": sessions.active(),
+                }),
+            },
+        };
+        (data, training)
+    }
+
+    /// The server: the API router plus the scaffold's standard routes and middleware;
+    /// shutdown cancels running operations (stopping their host sessions).
+    pub fn server(&self) -> Result<Server, GatewayError> {
+        let router = crate::api::router(self.clone())?;
+        Ok(
+            Server::new(ServerConfig::new(crate::SERVICE_NAME), router)
+                .operations(self.ops.clone()),
+        )
+    }
+
+    /// Serves on `listener` until `shutdown` fires, probing host services meanwhile.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<ShutdownReport, GatewayError> {
+        self.spawn_probers(&shutdown);
+        let server = self.server()?;
+        Ok(server.serve(listener, shutdown).await?)
+    }
+}
+
+fn pool_health<C: host_service_base::AsyncHostService + 'static>(
+    pool: &HostPool<C>,
+    service: &str,
+    details: impl Serialize,
+) -> ServiceHealth {
+    let instances = pool.report();
+    let healthy: Vec<&InstanceReport> = instances
+        .iter()
+        .filter(|i| i.healthy == Some(true))
+        .collect();
+    let latency_ms = healthy
+        .iter()
+        .filter_map(|i| i.latency_ms)
+        .min_by(f64::total_cmp);
+    let error = healthy.is_empty().then(|| {
+        let reasons: Vec<String> = instances
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}: {}",
+                    i.url,
+                    i.error.as_deref().unwrap_or("not probed yet")
+                )
+            })
+            .collect();
+        format!("{service} is down ({})", reasons.join("; "))
+    });
+    ServiceHealth {
+        mode: "host",
+        healthy: !healthy.is_empty(),
+        latency_ms,
+        error,
+        instances: Some(instances),
+        details: serde_json::to_value(details).unwrap_or_default(),
+    }
+}

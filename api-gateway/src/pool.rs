@@ -1,0 +1,309 @@
+//! A pool of instances of one host service: calls go to a healthy instance, an
+//! instance that fails to answer is skipped until a probe finds it healthy again.
+//!
+//! Health comes from a background prober (every [`PROBE_INTERVAL`]) and from real
+//! calls: a connect failure marks the instance down at once, so the next call does not
+//! wait for the prober. Calls never wait on a probe; when every instance is down they
+//! fail at once with a 503 naming the service.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use data_host::provider::DataError;
+use host_service_base::error::RemoteError;
+use host_service_base::health::HealthReport;
+use host_service_base::{AsyncHostService, CancellationToken, HostError};
+use serde::Serialize;
+
+/// How often the prober checks every instance.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The HTTP client of one pool member: a short connect timeout and a single quick
+/// retry, because the pool fails over to another instance instead of waiting on a dead
+/// one.
+pub fn member_client(
+    service: &str,
+    url: &url::Url,
+) -> Result<host_service_base::HostClient, HostError> {
+    host_service_base::HostClient::builder(service, url.as_str())?
+        .connect_timeout(Duration::from_secs(2))
+        .retry(host_service_base::RetryPolicy {
+            max_retries: 1,
+            initial_backoff: Duration::from_millis(50),
+            ..host_service_base::RetryPolicy::default()
+        })
+        .build()
+}
+
+/// Errors that say "this instance could not serve the call; another may".
+pub trait Failover {
+    /// True when the instance was unreachable or refused for capacity, so trying
+    /// another instance is right (and cannot run the work twice).
+    fn try_elsewhere(&self) -> bool;
+    /// True when the instance itself is down (not merely busy).
+    fn instance_down(&self) -> bool;
+}
+
+impl Failover for HostError {
+    fn try_elsewhere(&self) -> bool {
+        matches!(self, HostError::Unavailable { .. } | HostError::Busy { .. })
+    }
+
+    fn instance_down(&self) -> bool {
+        matches!(self, HostError::Unavailable { .. })
+    }
+}
+
+impl Failover for DataError {
+    fn try_elsewhere(&self) -> bool {
+        matches!(self, DataError::Host(e) if e.try_elsewhere())
+    }
+
+    fn instance_down(&self) -> bool {
+        matches!(self, DataError::Host(e) if e.instance_down())
+    }
+}
+
+/// One instance in `/api/v1/health`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceReport {
+    /// Its base URL.
+    pub url: String,
+    /// Whether the last probe or call found it healthy (`None`: not probed yet).
+    pub healthy: Option<bool>,
+    /// Round trip of the last probe.
+    pub latency_ms: Option<f64>,
+    /// Why it is down.
+    pub error: Option<String>,
+}
+
+/// Instances of one service.
+#[derive(Debug)]
+pub struct HostPool<C> {
+    service: String,
+    members: Vec<Arc<C>>,
+    next: AtomicUsize,
+}
+
+impl<C: AsyncHostService + 'static> HostPool<C> {
+    /// A pool of `members` of `service` (at least one).
+    pub fn new(service: impl Into<String>, members: Vec<C>) -> Result<Self, HostError> {
+        let service = service.into();
+        if members.is_empty() {
+            return Err(HostError::internal(format_args!(
+                "a pool of {service} needs at least one instance"
+            )));
+        }
+        Ok(Self {
+            service,
+            members: members.into_iter().map(Arc::new).collect(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The service name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Every instance.
+    pub fn members(&self) -> &[Arc<C>] {
+        &self.members
+    }
+
+    /// The instance at `url` (as [`AsyncHostService::base_url`] spells it).
+    pub fn member(&self, url: &str) -> Option<Arc<C>> {
+        self.members
+            .iter()
+            .find(|m| m.base_url().as_str() == url)
+            .cloned()
+    }
+
+    /// Instances worth trying, in order: those not known to be down, rotating the
+    /// first one so load spreads. Empty when every instance is down.
+    pub fn candidates(&self) -> Vec<Arc<C>> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.members.len();
+        (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .filter(|m| m.last_health().is_none_or(|h| h.healthy))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether some instance is not known to be down (does not rotate the choice).
+    pub fn any_up(&self) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.last_health().is_none_or(|h| h.healthy))
+    }
+
+    /// The error a call gets when no instance is healthy.
+    pub fn all_down(&self) -> HostError {
+        let reasons: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| {
+                let why = m
+                    .last_health()
+                    .and_then(|h| h.error)
+                    .unwrap_or_else(|| "down".to_owned());
+                format!("{}: {why}", m.base_url())
+            })
+            .collect();
+        HostError::unavailable(
+            self.service.clone(),
+            RemoteError(format!("no healthy instance ({})", reasons.join("; "))),
+        )
+    }
+
+    /// Records that a real call found `member` down.
+    pub fn mark_down(&self, member: &C, error: &impl std::fmt::Display) {
+        tracing::warn!(service = %self.service, url = %member.base_url(), %error, "instance marked down");
+        member
+            .health_cache()
+            .store(HealthReport::unhealthy(error.to_string(), None));
+    }
+
+    /// Runs `call` on a healthy instance; when it fails in a way another instance
+    /// could serve ([`Failover::try_elsewhere`]), tries the next one. Returns the
+    /// instance that answered with the result.
+    pub async fn call<T, E, F, Fut>(&self, call: F) -> Result<(Arc<C>, T), E>
+    where
+        E: Failover + From<HostError> + std::fmt::Display,
+        F: Fn(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let candidates = self.candidates();
+        if candidates.is_empty() {
+            return Err(self.all_down().into());
+        }
+        let mut last = None;
+        for member in candidates {
+            match call(member.clone()).await {
+                Ok(value) => return Ok((member, value)),
+                Err(e) if e.try_elsewhere() => {
+                    if e.instance_down() {
+                        self.mark_down(&member, &e);
+                    }
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| self.all_down().into()))
+    }
+
+    /// Probes every instance now and records the results.
+    pub async fn probe_all(&self) {
+        let probes = self.members.iter().map(|m| async move {
+            let report = m.probe_health().await;
+            if !report.healthy {
+                tracing::debug!(service = %self.service, url = %m.base_url(), error = ?report.error, "probe failed");
+            }
+            m.health_cache().store(report);
+        });
+        futures::future::join_all(probes).await;
+    }
+
+    /// Probes every [`PROBE_INTERVAL`] until `stop` fires.
+    pub fn spawn_prober(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROBE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => pool.probe_all().await,
+                }
+            }
+        })
+    }
+
+    /// The last known state of every instance (never waits).
+    pub fn report(&self) -> Vec<InstanceReport> {
+        self.members
+            .iter()
+            .map(|m| {
+                let last = m.last_health();
+                InstanceReport {
+                    url: m.base_url().to_string(),
+                    healthy: last.as_ref().map(|h| h.healthy),
+                    latency_ms: last.as_ref().and_then(|h| h.latency_ms),
+                    error: last.and_then(|h| h.error),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use host_service_base::HostClient;
+    use host_service_base::service::HostService;
+
+    use super::*;
+
+    fn pool(urls: &[&str]) -> HostPool<HostService> {
+        let members = urls
+            .iter()
+            .map(|u| HostService::new(HostClient::new("svc", u).expect("url"), PROBE_INTERVAL))
+            .collect();
+        HostPool::new("svc", members).expect("non-empty")
+    }
+
+    #[test]
+    fn an_empty_pool_is_refused() {
+        assert!(HostPool::<HostService>::new("svc", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn candidates_rotate_and_skip_instances_marked_down() {
+        let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        let firsts: Vec<String> = (0..4)
+            .map(|_| p.candidates()[0].base_url().to_string())
+            .collect();
+        assert_ne!(firsts[0], firsts[1], "the first choice rotates: {firsts:?}");
+
+        p.mark_down(&p.members()[0], &"connection refused");
+        for _ in 0..4 {
+            let c = p.candidates();
+            assert_eq!(c.len(), 1);
+            assert_eq!(c[0].base_url().as_str(), "http://127.0.0.1:2/");
+        }
+        p.mark_down(&p.members()[1], &"connection refused");
+        assert!(p.candidates().is_empty());
+        let err = p.all_down();
+        assert!(matches!(err, HostError::Unavailable { ref service, .. } if service == "svc"));
+        assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn call_fails_over_to_the_next_instance_and_marks_the_dead_one() {
+        let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        let (member, value) = p
+            .call(|m| async move {
+                if m.base_url().port() == Some(1) {
+                    Err(HostError::unavailable("svc", RemoteError("refused".into())))
+                } else {
+                    Ok(7)
+                }
+            })
+            .await
+            .expect("the second instance answers");
+        assert_eq!(value, 7);
+        assert_eq!(member.base_url().port(), Some(2));
+        let down = p.members()[0].last_health().expect("marked");
+        assert!(!down.healthy);
+
+        // A request error is not retried elsewhere.
+        let err = p
+            .call(|_| async { Err::<(), _>(HostError::bad_field("x", "bad")) })
+            .await
+            .expect_err("bad request");
+        assert!(matches!(err, HostError::BadRequest { .. }));
+    }
+}

@@ -1,0 +1,396 @@
+//! The training manager: starts sessions where training runs ([`Backend`]) and
+//! mirrors each one as a gateway operation.
+//!
+//! The strategy is resolved (by name from the strategies directory, or given as YAML)
+//! and validated here first, so bad input is refused with the offending key named and
+//! nothing is started anywhere. The session is started under the gateway operation's
+//! id (task id = session id), then a mirror task polls it: progress flows into the
+//! operation, its end becomes the operation's end, and cancelling the operation stops
+//! the session on its host (saving a checkpoint of the best epoch).
+
+pub mod backend;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use host_service_base::HostError;
+use host_service_base::operations::{OperationHandle, Operations};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use training_host::sessions::wire::{StartRequest, StatusResponse};
+use training_host::strategy::{Overrides, StrategyError, apply_overrides, parse_strategy};
+
+pub use backend::{Backend, IN_PROCESS, TRAINING_HOST};
+
+/// Operation type of a training run.
+pub const TRAINING_OPERATION: &str = "training";
+
+/// How often a running session is polled.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Consecutive failed polls after which the session's host counts as lost (~5 s).
+pub const MAX_POLL_FAILURES: u32 = 25;
+
+/// `POST /api/v1/trainings/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRequest {
+    /// A strategy of the strategies directory, by file stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_name: Option<String>,
+    /// Or the strategy itself (KTRDR v2 YAML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy_yaml: Option<String>,
+    /// Overrides the strategy's symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<String>>,
+    /// Overrides the strategy's timeframes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeframes: Option<Vec<String>>,
+    /// First bar used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<String>,
+    /// End of the bars used (exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+}
+
+fn strategy_error(e: &StrategyError) -> HostError {
+    HostError::BadRequest {
+        field: e.errors.first().map(|f| f.path.clone()),
+        message: e.to_string(),
+    }
+}
+
+/// Whether `name` is a plain file stem (no path, no hidden file).
+fn valid_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// Starts and mirrors training sessions.
+#[derive(Debug, Clone)]
+pub struct TrainingManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    ops: Operations,
+    strategies_dir: PathBuf,
+}
+
+impl TrainingManager {
+    /// Sessions on `backend`, mirrored in `ops`; strategies by name from `strategies_dir`.
+    pub fn new(backend: Backend, ops: Operations, strategies_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                ops,
+                strategies_dir: strategies_dir.into(),
+            }),
+        }
+    }
+
+    /// Where sessions run.
+    pub fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// The strategies directory.
+    pub fn strategies_dir(&self) -> &Path {
+        &self.inner.strategies_dir
+    }
+
+    /// The strategies available by name, sorted.
+    pub fn strategies(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.inner.strategies_dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let stem = name
+                    .strip_suffix(".yaml")
+                    .or_else(|| name.strip_suffix(".yml"))?;
+                valid_name(stem).then(|| stem.to_owned())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The strategy YAML a request names or carries.
+    pub fn strategy_yaml(&self, request: &TrainRequest) -> Result<String, HostError> {
+        match (&request.strategy_name, &request.strategy_yaml) {
+            (Some(_), Some(_)) => Err(HostError::bad_field(
+                "strategy_name",
+                "give strategy_name or strategy_yaml, not both",
+            )),
+            (None, None) => Err(HostError::bad_field(
+                "strategy_name",
+                "give strategy_name (a strategy of the strategies directory) or strategy_yaml",
+            )),
+            (None, Some(yaml)) => Ok(yaml.clone()),
+            (Some(name), None) => {
+                let name = name
+                    .trim()
+                    .trim_end_matches(".yaml")
+                    .trim_end_matches(".yml");
+                if !valid_name(name) {
+                    return Err(HostError::bad_field(
+                        "strategy_name",
+                        format!("`{name}` is not a strategy name (letters, digits, `_`, `.`, `-`)"),
+                    ));
+                }
+                for ext in ["yaml", "yml"] {
+                    let path = self.inner.strategies_dir.join(format!("{name}.{ext}"));
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => return Ok(text),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(HostError::internal(format_args!(
+                                "reading {}: {e}",
+                                path.display()
+                            )));
+                        }
+                    }
+                }
+                Err(HostError::not_found(format!(
+                    "strategy `{name}` is not in {} (available: {})",
+                    self.inner.strategies_dir.display(),
+                    self.strategies().join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Validates the request, starts the session and its mirror; returns the task id.
+    /// Nothing is started when anything is invalid or the backend refuses.
+    pub async fn start(&self, request: &TrainRequest) -> Result<String, HostError> {
+        let yaml = self.strategy_yaml(request)?;
+        let strategy = parse_strategy(&yaml).map_err(|e| strategy_error(&e))?;
+        let overrides = Overrides {
+            symbols: request.symbols.clone(),
+            timeframes: request.timeframes.clone(),
+            start_date: request.start_date.clone(),
+            end_date: request.end_date.clone(),
+        };
+        let strategy = apply_overrides(strategy, &overrides).map_err(|e| strategy_error(&e))?;
+
+        let task_id = format!(
+            "op_training_{}_{}",
+            chrono::Utc::now().format("%Y%m%d_%H%M%S"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let start = StartRequest {
+            session_id: Some(task_id.clone()),
+            strategy_yaml: yaml,
+            symbols: request.symbols.clone(),
+            timeframes: request.timeframes.clone(),
+            start_date: request.start_date.clone(),
+            end_date: request.end_date.clone(),
+        };
+        let instance = self.inner.backend.start(&start).await?;
+        let metadata = json!({
+            "strategy": strategy.name,
+            "symbols": strategy.training_data.symbols.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "timeframes": strategy.training_data.timeframes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "mode": self.inner.backend.mode(),
+            "instance": instance,
+            "session_id": task_id,
+        });
+        let handle = match self
+            .inner
+            .ops
+            .create_with_id(&task_id, TRAINING_OPERATION, metadata)
+        {
+            Ok(handle) => handle,
+            Err(e) => {
+                // Do not leave a session nobody watches.
+                let _ = self.inner.backend.stop(&instance, &task_id, false).await;
+                return Err(e);
+            }
+        };
+        let manager = self.clone();
+        self.inner.ops.tracker().spawn(async move {
+            manager.mirror(handle, instance).await;
+        });
+        Ok(task_id)
+    }
+
+    /// Follows one session until it ends or the operation is cancelled.
+    async fn mirror(&self, handle: OperationHandle, instance: String) {
+        let token = handle.token();
+        let session = handle.id().to_owned();
+        let backend = &self.inner.backend;
+        handle.start();
+        let mut failures = 0u32;
+        let mut last_progress = None;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => {
+                    // Cancelled at the gateway: stop the session where it runs.
+                    match backend.stop(&instance, &session, true).await {
+                        Ok(stopped) => tracing::info!(%session, %instance, checkpoint = stopped.checkpoint_saved, "session stopped after the operation was cancelled"),
+                        Err(HostError::Conflict { .. }) => {} // It had already ended.
+                        Err(e) => tracing::warn!(%session, %instance, error = %e, "could not stop the session of a cancelled operation"),
+                    }
+                    return;
+                }
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+            let status = match backend.status(&instance, &session).await {
+                Ok(status) => status,
+                Err(HostError::NotFound { .. }) => {
+                    handle.fail(format!(
+                        "{TRAINING_HOST} at {instance} no longer knows session {session}"
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures >= MAX_POLL_FAILURES {
+                        handle.fail(format!(
+                            "lost {TRAINING_HOST} at {instance} while training: {e}"
+                        ));
+                        return;
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            if last_progress.as_ref() != Some(&progress_key(&status)) {
+                last_progress = Some(progress_key(&status));
+                mirror_progress(&handle, &status, &instance);
+            }
+            match status.status.as_str() {
+                "completed" => {
+                    match backend.result(&instance, &session).await {
+                        Ok(result) => {
+                            let mut summary = serde_json::to_value(&result).unwrap_or_default();
+                            summary["instance"] = json!(instance);
+                            handle.complete(summary);
+                        }
+                        Err(e) => {
+                            handle.fail(format!("training completed but its result could not be read from {instance}: {e}"));
+                        }
+                    }
+                    return;
+                }
+                "failed" => {
+                    let why = status.error.unwrap_or_else(|| "no reason given".to_owned());
+                    handle.fail(format!("training failed on {instance}: {why}"));
+                    return;
+                }
+                "stopped" => {
+                    handle.mark_cancelled(format!("the session was stopped on {instance}"));
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What, when it changes, is worth an operation update.
+fn progress_key(status: &StatusResponse) -> String {
+    serde_json::to_string(&(&status.status, &status.progress, &status.metrics.current))
+        .unwrap_or_default()
+}
+
+fn mirror_progress(handle: &OperationHandle, status: &StatusResponse, instance: &str) {
+    let p = &status.progress;
+    handle.progress(|op| {
+        op.percentage = p.progress_percent;
+        op.current_step = p.message.clone().or_else(|| Some(status.status.clone()));
+        op.steps_completed = p.epoch;
+        op.steps_total = p.total_epochs;
+        op.items_processed = p.items_processed;
+        op.items_total = (p.items_total > 0).then_some(p.items_total);
+        op.current_item = p.current_item.clone();
+        op.message = p.message.clone();
+        op.context = json!({
+            "session_status": status.status,
+            "epoch": p.epoch,
+            "total_epochs": p.total_epochs,
+            "batch": p.batch,
+            "total_batches": p.total_batches,
+            "metrics": status.metrics.current,
+            "instance": instance,
+        });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_names_are_plain_file_stems() {
+        for good in ["rsi_macd_mlp", "v2.1-test", "A"] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b",
+            ".hidden",
+            "a b",
+            &"x".repeat(129),
+        ] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_strategy_is_named_or_given_exactly_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("s1.yaml"), "name: s1").expect("write");
+        let manager = TrainingManager::new(
+            Backend::host(&["http://127.0.0.1:1".parse().expect("url")]).expect("pool"),
+            Operations::in_memory(),
+            dir.path(),
+        );
+        assert_eq!(manager.strategies(), vec!["s1".to_owned()]);
+        let by_name = TrainRequest {
+            strategy_name: Some("s1".into()),
+            ..TrainRequest::default()
+        };
+        assert_eq!(manager.strategy_yaml(&by_name).expect("found"), "name: s1");
+
+        let field = |r: &TrainRequest| match manager.strategy_yaml(r) {
+            Err(HostError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request, got {other:?}"),
+        };
+        assert_eq!(
+            field(&TrainRequest::default()).as_deref(),
+            Some("strategy_name")
+        );
+        let both = TrainRequest {
+            strategy_name: Some("s1".into()),
+            strategy_yaml: Some("x".into()),
+            ..TrainRequest::default()
+        };
+        assert_eq!(field(&both).as_deref(), Some("strategy_name"));
+        let traversal = TrainRequest {
+            strategy_name: Some("../secrets".into()),
+            ..TrainRequest::default()
+        };
+        assert_eq!(field(&traversal).as_deref(), Some("strategy_name"));
+
+        let missing = TrainRequest {
+            strategy_name: Some("nope".into()),
+            ..TrainRequest::default()
+        };
+        let err = manager.strategy_yaml(&missing).expect_err("missing");
+        assert!(matches!(err, HostError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("s1"), "lists what exists: {err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! api-gateway integration tests: the real gateway router on 127.0.0.1:0 talked to
+//! over HTTP, with in-process fallbacks, an in-process IB Gateway simulator, and
+//! data-host / training-host routers as hosts.
+
+mod api;
+mod data;
+mod support;
+mod training;

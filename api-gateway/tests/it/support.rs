@@ -1,0 +1,182 @@
+//! Shared helpers: sample data, a simulator, hosts and the gateway on ephemeral ports.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_gateway::{Gateway, GatewayConfig, GatewaySettings};
+use data_host::ib::{IbConfig, IbProvider};
+use data_host::provider::DataProvider;
+use data_host::sim::{SimConfig, SimHandle, Simulator, StoreBarSource};
+use data_host::store::{Store, StoreFormat};
+use host_service_base::CancellationToken;
+use serde_json::Value;
+
+/// The repository root.
+pub(crate) fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A private copy of the sample store.
+pub(crate) fn sample_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(repo().join("data")).expect("sample data") {
+        let entry = entry.expect("entry");
+        if entry.path().extension().is_some_and(|e| e == "csv") {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    dir
+}
+
+/// The IB Gateway simulator serving the sample bars, answering after `delay`.
+pub(crate) async fn simulator(delay: Duration) -> SimHandle {
+    let source = StoreBarSource::new(Store::new(repo().join("data"), StoreFormat::Csv));
+    let mut config = SimConfig::new(Arc::new(source));
+    config.response_delay = delay;
+    Simulator::bind("127.0.0.1:0", config)
+        .await
+        .expect("simulator binds")
+}
+
+/// A running server; dropping it shuts it down.
+pub(crate) struct Running {
+    pub(crate) base: String,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, base)
+}
+
+/// data-host over the IB provider talking to `sim`.
+pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
+    let (listener, base) = listener().await;
+    let provider: Arc<dyn DataProvider> =
+        Arc::new(IbProvider::new(IbConfig::new(sim.addr(), client_id)));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(data_host::service::serve(
+        listener,
+        provider,
+        Duration::from_secs(60),
+        shutdown.clone(),
+    ));
+    Running { base, shutdown }
+}
+
+/// The directories a gateway works in.
+pub(crate) struct Dirs {
+    pub(crate) data: tempfile::TempDir,
+    pub(crate) models: tempfile::TempDir,
+}
+
+impl Dirs {
+    /// An empty store.
+    pub(crate) fn empty() -> Self {
+        Self {
+            data: tempfile::tempdir().expect("tempdir"),
+            models: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A copy of the sample store.
+    pub(crate) fn sample() -> Self {
+        Self {
+            data: sample_copy(),
+            models: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Gateway settings over these directories.
+    pub(crate) fn settings(&self, config: GatewayConfig) -> GatewaySettings {
+        GatewaySettings {
+            strategies_dir: repo().join("strategies"),
+            state: Some(self.models.path().join("gateway-operations.redb")),
+            // Nothing listens here unless a test points it at a simulator.
+            ib: IbConfig::new("127.0.0.1:9".parse().expect("addr"), 1),
+            ..GatewaySettings::new(
+                config,
+                self.data.path().to_path_buf(),
+                self.models.path().to_path_buf(),
+            )
+        }
+    }
+}
+
+/// The gateway built from `settings`, serving on 127.0.0.1:0.
+pub(crate) async fn gateway(settings: GatewaySettings) -> (Running, Gateway) {
+    let gateway = Gateway::build(settings).expect("gateway builds");
+    let (listener, base) = listener().await;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.clone().serve(listener, shutdown.clone()));
+    (Running { base, shutdown }, gateway)
+}
+
+/// One HTTP client per test, as a backend would hold.
+pub(crate) fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// GET → (status, JSON body).
+pub(crate) async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = http.get(url).send().await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// POST JSON → (status, JSON body).
+pub(crate) async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let response = http.post(url).json(body).send().await.expect("POST");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the operation until it is terminal (bounded by a number of polls, not time).
+pub(crate) async fn wait_terminal(http: &reqwest::Client, base: &str, id: &str) -> Value {
+    for _ in 0..6000 {
+        let (status, body) = get(http, &format!("{base}/api/v1/operations/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        let state = body["data"]["status"].as_str().unwrap_or_default();
+        if matches!(state, "completed" | "failed" | "cancelled") {
+            return body["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("operation {id} never ended");
+}
+
+/// Polls until `check` accepts the operation (bounded).
+pub(crate) async fn wait_for(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    for _ in 0..6000 {
+        let (_, body) = get(http, &format!("{base}/api/v1/operations/{id}")).await;
+        if check(&body["data"]) {
+            return body["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("operation {id} never reached the expected state");
+}
+
+/// The shipped strategy with `epochs` epochs (and early stopping off).
+pub(crate) fn strategy_yaml(epochs: u32) -> String {
+    let yaml = std::fs::read_to_string(repo().join("strategies/rsi_macd_mlp.yaml"))
+        .expect("shipped strategy");
+    assert!(yaml.contains("    epochs: 100") && yaml.contains("      enabled: true"));
+    yaml.replace("    epochs: 100", &format!("    epochs: {epochs}"))
+        .replace("      enabled: true", "      enabled: false")
+}

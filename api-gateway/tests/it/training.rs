@@ -1,0 +1,209 @@
+//! Training through the gateway: in-process (fallback) and on training-host (host
+//! mode), progress mirrored into the gateway operation, a cancel reaching the session,
+//! a pool of training-hosts surviving the loss of one.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_gateway::{GatewayConfig, ServiceMode};
+use data_host::local::LocalProvider;
+use data_host::store::{Store, StoreFormat};
+use host_service_base::CancellationToken;
+use host_service_base::operations::Operations;
+use serde_json::{Value, json};
+use training_host::sessions::{SessionConfig, SessionManager};
+use training_host::trainer::CandleTrainer;
+
+use crate::support::{
+    Dirs, Running, gateway, get, http, post, strategy_yaml, wait_for, wait_terminal,
+};
+
+/// A training-host router over `data_dir` on 127.0.0.1:0.
+async fn training_host(data_dir: &Path, models_dir: &Path) -> Running {
+    let sessions = SessionManager::new(
+        Operations::in_memory(),
+        Arc::new(LocalProvider::new(Store::new(data_dir, StoreFormat::Csv))),
+        Arc::new(CandleTrainer::default()),
+        SessionConfig {
+            max_sessions: 4,
+            models_dir: models_dir.to_path_buf(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(training_host::service::serve(
+        listener,
+        sessions,
+        4,
+        shutdown.clone(),
+    ));
+    Running { base, shutdown }
+}
+
+async fn start_training(base: &str, body: &Value) -> (String, Value) {
+    let (status, answer) = post(&http(), &format!("{base}/api/v1/trainings/start"), body).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["success"], true);
+    let id = answer["task_id"].as_str().expect("task id").to_owned();
+    (id, answer)
+}
+
+fn assert_trained(op: &Value) {
+    assert_eq!(op["status"], "completed", "{op}");
+    let r = &op["result_summary"];
+    assert_eq!(r["training_metrics"]["epochs_trained"], 3, "{r}");
+    let accuracy = r["test_metrics"]["test_accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    assert!((0.0..=1.0).contains(&accuracy), "{r}");
+    let model = r["model_path"].as_str().expect("model path");
+    assert!(Path::new(model).join("config.json").is_file(), "{model}");
+    assert_eq!(op["progress"]["percentage"], 100.0);
+}
+
+#[tokio::test]
+async fn fallback_training_runs_in_process_and_mirrors_progress() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let (id, answer) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
+    assert_eq!(answer["data"]["mode"], "local");
+    assert_eq!(answer["data"]["instance"], "in-process");
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_trained(&op);
+    assert_eq!(op["operation_type"], "training");
+    assert_eq!(op["progress"]["steps_total"], 3, "{op}");
+    assert!(
+        op["result_summary"]["model_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&dirs.models.path().display().to_string())),
+        "the model lands in the gateway's models dir: {op}"
+    );
+}
+
+#[tokio::test]
+async fn host_mode_training_runs_on_training_host() {
+    let dirs = Dirs::sample();
+    let host_models = tempfile::tempdir().expect("tempdir");
+    let host = training_host(dirs.data.path(), host_models.path()).await;
+    let config = GatewayConfig {
+        training: ServiceMode::Host(vec![host.base.parse().expect("url")]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    let (id, answer) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
+    assert_eq!(answer["data"]["mode"], "host");
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_trained(&op);
+    assert!(
+        op["result_summary"]["model_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&host_models.path().display().to_string())),
+        "trained on the host: {op}"
+    );
+    // The host knows the session under the task id.
+    let (status, session) = get(&http(), &format!("{}/training/status/{id}", host.base)).await;
+    assert_eq!(status, 200);
+    assert_eq!(session["status"], "completed", "{session}");
+}
+
+#[tokio::test]
+async fn cancelling_at_the_gateway_stops_the_host_session() {
+    let dirs = Dirs::sample();
+    let host_models = tempfile::tempdir().expect("tempdir");
+    let host = training_host(dirs.data.path(), host_models.path()).await;
+    let config = GatewayConfig {
+        training: ServiceMode::Host(vec![host.base.parse().expect("url")]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(100_000)})).await;
+    wait_for(&http(), &gw.base, &id, |op| {
+        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let response = http()
+        .delete(format!("{}/api/v1/operations/{id}", gw.base))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut session = Value::Null;
+    for _ in 0..500 {
+        let (_, body) = get(&http(), &format!("{}/training/status/{id}", host.base)).await;
+        if body["status"] == "stopped" {
+            session = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        session["status"], "stopped",
+        "the host session stopped: {session}"
+    );
+    let (_, op) = get(&http(), &format!("{}/api/v1/operations/{id}", gw.base)).await;
+    assert_eq!(op["data"]["status"], "cancelled", "{op}");
+}
+
+#[tokio::test]
+async fn a_pool_sends_new_sessions_to_the_instance_still_alive() {
+    let dirs = Dirs::sample();
+    let models_a = tempfile::tempdir().expect("tempdir");
+    let models_b = tempfile::tempdir().expect("tempdir");
+    let a = training_host(dirs.data.path(), models_a.path()).await;
+    let b = training_host(dirs.data.path(), models_b.path()).await;
+    let config = GatewayConfig {
+        training: ServiceMode::Host(vec![
+            a.base.parse().expect("url"),
+            b.base.parse().expect("url"),
+        ]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    let b_url = format!("{}/", b.base);
+    drop(a); // Instance A dies.
+    for _ in 0..4 {
+        let (id, answer) =
+            start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
+        assert_eq!(answer["data"]["instance"], b_url, "{answer}");
+        let op = wait_terminal(&http(), &gw.base, &id).await;
+        assert_trained(&op);
+    }
+    let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+    let training = &health["services"]["training"];
+    assert_eq!(
+        training["healthy"], true,
+        "one instance is enough: {health}"
+    );
+    let instances = training["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), 2);
+    assert!(instances.iter().any(|i| i["healthy"] == false), "{health}");
+
+    // With both gone, a start fails fast with 503 naming training-host; nothing starts.
+    drop(b);
+    let mut last = (0, Value::Null);
+    for _ in 0..100 {
+        last = post(
+            &http(),
+            &format!("{}/api/v1/trainings/start", gw.base),
+            &json!({"strategy_yaml": strategy_yaml(3)}),
+        )
+        .await;
+        if last.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last.0, 503, "{}", last.1);
+    assert!(
+        last.1["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("training-host"),
+        "{}",
+        last.1
+    );
+}
