@@ -282,6 +282,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_instance_marked_down_is_used_again_once_a_probe_finds_it_healthy() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = axum::Router::new().route(
+            "/health",
+            axum::routing::get(|| async { axum::Json(serde_json::json!({"healthy": true})) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let p = pool(&[&url]);
+        p.mark_down(&p.members()[0], &"connection refused");
+        assert!(p.candidates().is_empty() && !p.any_up());
+        p.probe_all().await;
+        assert!(p.any_up(), "{:?}", p.report());
+        assert_eq!(p.candidates().len(), 1);
+        assert_eq!(p.report()[0].healthy, Some(true));
+    }
+
+    #[tokio::test]
     async fn call_fails_over_to_the_next_instance_and_marks_the_dead_one() {
         let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
         let (member, value) = p

@@ -1,7 +1,7 @@
 //! The workspace's binaries, for tests that run them as processes.
 //!
 //! [`binary`] returns the path of `target/<profile>/<name>` next to the running test
-//! executable, building it first with `cargo build -p <package> --bin <name>` (from the
+//! executable, building it first with `cargo build --workspace --bins` (from the
 //! workspace root, into the same target directory and profile) when it is not there, or
 //! when a file of its package (`Cargo.toml`, `src/`) is newer than it, so a test never
 //! runs a binary that predates its own flags. (Changes in the libraries it depends on
@@ -53,7 +53,7 @@ impl fmt::Display for BinaryError {
             Self::Build { name, status } => {
                 write!(
                     f,
-                    "`cargo build --bin {name}` failed ({status}); see its output above"
+                    "`cargo build --workspace --bins` (for {name}) failed ({status}); see its output above"
                 )
             }
             Self::Missing(path) => write!(f, "{} is missing after cargo build", path.display()),
@@ -120,8 +120,8 @@ fn up_to_date(binary: &Path, package: &str) -> bool {
         .all(|changed| changed <= built)
 }
 
-/// Path of workspace binary `name`, built with `cargo build -p <package> --bin <name>`
-/// when absent or older than its package's sources.
+/// Path of workspace binary `name`, built with `cargo build --workspace --bins` when
+/// absent or older than its package's sources.
 pub fn try_binary(name: &str) -> Result<PathBuf, BinaryError> {
     let package = package_of(name).ok_or_else(|| BinaryError::Unknown(name.to_owned()))?;
     let profile_dir = profile_dir()?;
@@ -135,7 +135,10 @@ pub fn try_binary(name: &str) -> Result<PathBuf, BinaryError> {
     let mut cargo = Command::new(env!("CARGO"));
     cargo
         .current_dir(workspace_root())
-        .args(["build", "-p", package, "--bin", name, "--target-dir"])
+        // Every binary of the workspace at once, with the workspace's feature set: a
+        // single-package build would unify features differently and compile polars
+        // again, and concurrent tests would queue one build each.
+        .args(["build", "--workspace", "--bins", "--target-dir"])
         .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}

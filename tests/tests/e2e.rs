@@ -86,6 +86,17 @@ fn gateway(store: &Path, models: &Path, ib: Option<&Service>, env: &[(&str, &str
     )
 }
 
+/// A store holding the sample AAPL hourly bars (what training-host reads in these tests).
+fn store_with_hourly_sample() -> tempfile::TempDir {
+    let store = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        sample_data().join("AAPL_1h.csv"),
+        store.path().join("AAPL_1h.csv"),
+    )
+    .expect("copy");
+    store
+}
+
 /// Sample AAPL 1h bars with open time in `[START, END)`.
 fn sample_rows() -> u64 {
     let store = data_host::store::Store::new(sample_data(), data_host::store::StoreFormat::Csv);
@@ -291,12 +302,7 @@ async fn fallback_mode_runs_the_same_flow_in_process() {
 
 #[tokio::test]
 async fn cancelling_at_the_gateway_stops_the_host_session() {
-    let store = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        sample_data().join("AAPL_1h.csv"),
-        store.path().join("AAPL_1h.csv"),
-    )
-    .expect("copy");
+    let store = store_with_hourly_sample();
     let host_models = tempfile::tempdir().expect("tempdir");
     let gateway_models = tempfile::tempdir().expect("tempdir");
     let training = training_host(store.path(), host_models.path());
@@ -340,6 +346,69 @@ async fn cancelling_at_the_gateway_stops_the_host_session() {
     );
     let op = wait_op(&gw, &id, terminal).await;
     assert_eq!(op["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn ctrl_c_in_the_cli_cancels_the_operation_it_started() {
+    let store = store_with_hourly_sample();
+    let models = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(store.path(), models.path(), None, &[]);
+    let yaml = store.path().join("long.yaml");
+    std::fs::write(&yaml, hourly_strategy(100_000)).expect("write strategy");
+    let mut child = Command::new(binary("hostbridge"))
+        .args(["--url", &gw.url(), "--quiet", "train", arg(&yaml)])
+        .args([
+            "--symbols",
+            "AAPL",
+            "--timeframes",
+            "1h",
+            "--start",
+            START,
+            "--end",
+            END,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hostbridge train");
+    // Wait until the run is training, then press Ctrl-C (SIGINT).
+    let mut id = None;
+    for _ in 0..1000 {
+        let (_, list) = get(&format!("{}/api/v1/operations?active_only=true", gw.url())).await;
+        if let Some(op) = list["data"].as_array().and_then(|ops| ops.first())
+            && op["current_step"]
+                .as_str()
+                .is_some_and(|step| step.starts_with("epoch"))
+        {
+            id = op["operation_id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let id = id.unwrap_or_else(|| panic!("no training started; gateway log:\n{}", gw.log()));
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let mut status = None;
+    for _ in 0..600 {
+        if let Some(s) = child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("the CLI exits after Ctrl-C");
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("cancelled") && stderr.contains(&id),
+        "says so: {stderr}"
+    );
+    let op = wait_op(&gw, &id, terminal).await;
+    assert_eq!(op["status"], "cancelled", "{op}");
 }
 
 #[tokio::test]
@@ -443,12 +512,7 @@ async fn a_dead_data_host_is_reported_and_the_rest_keeps_working() {
 
 #[tokio::test]
 async fn a_pool_of_training_hosts_survives_losing_one() {
-    let store = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        sample_data().join("AAPL_1h.csv"),
-        store.path().join("AAPL_1h.csv"),
-    )
-    .expect("copy");
+    let store = store_with_hourly_sample();
     let models_a = tempfile::tempdir().expect("tempdir");
     let models_b = tempfile::tempdir().expect("tempdir");
     let gateway_models = tempfile::tempdir().expect("tempdir");

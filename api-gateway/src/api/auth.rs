@@ -17,8 +17,12 @@ pub(super) fn require_key(api: Router, key: String) -> Router {
 }
 
 async fn check(State(key): State<Arc<[u8]>>, request: Request, next: Next) -> Response {
-    // Health stays open: load balancers and healthchecks carry no key.
-    if request.uri().path().trim_end_matches('/') == "/health" {
+    // Health stays open (load balancers and healthchecks carry no key), and so does the
+    // API's description.
+    if matches!(
+        request.uri().path().trim_end_matches('/'),
+        "/health" | "/openapi.json" | "/docs"
+    ) {
         return next.run(request).await;
     }
     match presented(request.headers()) {

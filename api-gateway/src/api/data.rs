@@ -16,6 +16,13 @@ use crate::data::{LoadRequest, parse_symbol, parse_time, parse_timeframe};
 use crate::gateway::Gateway;
 
 /// `POST /api/v1/data/load` → 202 `{success, data: {operation_id, status, ...}}`.
+#[utoipa::path(post, path = "/api/v1/data/load", tag = "data", request_body = LoadRequest,
+    responses(
+        (status = 202, description = "`{success, data: {operation_id, status: started, operation_type, symbol, timeframe, mode, source}}`; follow it at /api/v1/operations/{operation_id}"),
+        (status = 400, description = "a bad field, named in `error.details.field`"),
+        (status = 409, description = "a load of the same series is running"),
+        (status = 503, description = "data-host is down (host mode) and the mode needs it"),
+    ))]
 pub(super) async fn load(
     State(gateway): State<Gateway>,
     Json(request): Json<LoadRequest>,
@@ -34,12 +41,26 @@ pub(super) async fn load(
 }
 
 /// `GET /api/v1/data`: every stored series with its coverage.
+#[utoipa::path(get, path = "/api/v1/data", tag = "data",
+    responses((status = 200, description = "`{success, data: [{symbol, timeframe, first, last, rows}]}`")))]
 pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response, HostError> {
     Ok(envelope(gateway.data().inventory().await?).into_response())
 }
 
 /// `GET /api/v1/data/{symbol}/{timeframe}?start&end` (also `start_date`/`end_date`):
 /// stored bars in `[start, end)`; Arrow IPC when the client accepts it.
+#[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}", tag = "data",
+    params(
+        ("symbol" = String, Path, description = "e.g. AAPL"),
+        ("timeframe" = String, Path, description = "1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M"),
+        ("start" = Option<String>, Query, description = "first bar (ISO date or time; alias start_date)"),
+        ("end" = Option<String>, Query, description = "end, exclusive (alias end_date)"),
+    ),
+    responses(
+        (status = 200, description = "`{success, data: {symbol, timeframe, points, start, end, dates, ohlcv}}`, or an Arrow IPC stream with `Accept: application/vnd.apache.arrow.stream`"),
+        (status = 400, description = "a bad parameter, named"),
+        (status = 404, description = "nothing stored for the series"),
+    ))]
 pub(super) async fn bars(
     State(gateway): State<Gateway>,
     Path((symbol, timeframe)): Path<(String, String)>,
@@ -102,6 +123,12 @@ pub(super) async fn bars(
 
 /// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp`: where the provider's data
 /// begins (asked of data-host in host mode, of IB in fallback mode).
+#[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}/head-timestamp", tag = "data",
+    params(("symbol" = String, Path, description = "e.g. AAPL"), ("timeframe" = String, Path, description = "e.g. 1d")),
+    responses(
+        (status = 200, description = "`{success, data: {symbol, timeframe, head_timestamp, source}}`"),
+        (status = 503, description = "the provider is unreachable; the message names it"),
+    ))]
 pub(super) async fn head_timestamp(
     State(gateway): State<Gateway>,
     Path((symbol, timeframe)): Path<(String, String)>,

@@ -5,6 +5,7 @@
 
 mod auth;
 mod data;
+pub mod openapi;
 mod training;
 
 use axum::Router;
@@ -37,6 +38,8 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
         )
         .route("/trainings/start", post(training::start))
         .route("/strategies", get(training::strategies))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::page))
         .with_state(gateway.clone())
         .merge(host_service_base::operations::router(
             gateway.operations().clone(),
@@ -54,6 +57,8 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
 /// `GET /api/v1/health`: `{status, version, services: {data, training}}`, from cached
 /// probes. Always 200 while the gateway runs; `status` is `degraded` and the service
 /// says why when a host service is down.
+#[utoipa::path(get, path = "/api/v1/health", tag = "health",
+    responses((status = 200, description = "`{success, status: healthy|degraded, version, uptime_seconds, services: {data: {mode, healthy, latency_ms, error?, instances?, details}, training: {...}}}`; needs no API key")))]
 async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
     let (data, training) = gateway.health().await;
     let healthy = data.healthy && training.healthy;

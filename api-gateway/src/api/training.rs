@@ -12,6 +12,13 @@ use crate::gateway::Gateway;
 use crate::training::TrainRequest;
 
 /// `POST /api/v1/trainings/start` → 202 `{success, task_id, data: {task_id, ...}}`.
+#[utoipa::path(post, path = "/api/v1/trainings/start", tag = "training", request_body = TrainRequest,
+    responses(
+        (status = 202, description = "`{success, task_id, data: {task_id, operation_id, status: started, mode, instance, strategy, symbols, timeframes}}`"),
+        (status = 400, description = "a bad field or strategy key, named (e.g. model.training.epochs)"),
+        (status = 404, description = "no strategy of that name"),
+        (status = 503, description = "no training-host can take the session (down or at its limit)"),
+    ))]
 pub(super) async fn start(
     State(gateway): State<Gateway>,
     Json(request): Json<TrainRequest>,
@@ -37,6 +44,8 @@ pub(super) async fn start(
 }
 
 /// `GET /api/v1/strategies`: the strategies `strategy_name` can name.
+#[utoipa::path(get, path = "/api/v1/strategies", tag = "training",
+    responses((status = 200, description = "`{success, data: {directory, strategies: [name]}}`")))]
 pub(super) async fn strategies(State(gateway): State<Gateway>) -> Response {
     let training = gateway.training();
     envelope(json!({

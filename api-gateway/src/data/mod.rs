@@ -31,7 +31,7 @@ pub use plan::{FetchRange, LoadMode};
 pub const LOAD_OPERATION: &str = "data_load";
 
 /// `POST /api/v1/data/load`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadRequest {
     /// Symbol, e.g. `AAPL`.

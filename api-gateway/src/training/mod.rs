@@ -33,7 +33,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub const MAX_POLL_FAILURES: u32 = 25;
 
 /// `POST /api/v1/trainings/start`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
     /// A strategy of the strategies directory, by file stem.

@@ -293,3 +293,68 @@ async fn metrics_are_served() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_only_routes_that_are_served() {
+    let dirs = Dirs::sample();
+    let config = GatewayConfig {
+        api_key: Some("documented-key-123".into()),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    let http = http();
+    // The description and the page need no key.
+    let (status, doc) = get(&http, &format!("{}/api/v1/openapi.json", gw.base)).await;
+    assert_eq!(status, 200, "{doc}");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{doc}"
+    );
+    assert!(
+        doc["components"]["schemas"]["LoadRequest"]["properties"]["mode"].is_object(),
+        "{doc}"
+    );
+    let page = http
+        .get(format!("{}/api/v1/docs", gw.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("openapi.json") && !html.contains("https://"),
+        "no CDN"
+    );
+
+    let documented = api_gateway::api::openapi::documented_paths();
+    assert!(documented.len() >= 11, "{documented:?}");
+    for (method, path) in documented {
+        let url = format!("{}{}", gw.base, path)
+            .replace("{symbol}", "FB")
+            .replace("{timeframe}", "1d")
+            .replace("{id}", "op_unknown");
+        let request = match method.as_str() {
+            "get" => http.get(&url),
+            "post" => http.post(&url).json(&json!({})),
+            "delete" => http.delete(&url),
+            other => panic!("undocumented method {other}"),
+        };
+        let response = request
+            .header("x-api-key", "documented-key-123")
+            .send()
+            .await
+            .expect("send");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        // Axum answers an unknown route with a bare 404 and a wrong method with 405;
+        // every served route answers something else, errors in the envelope.
+        assert_ne!(status, 405, "{method} {path}: {body}");
+        if status == 404 {
+            let envelope: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            assert_eq!(
+                envelope["success"], false,
+                "{method} {path} is not served: {body}"
+            );
+        }
+    }
+}
