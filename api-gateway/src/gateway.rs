@@ -307,6 +307,11 @@ impl Gateway {
         shutdown: CancellationToken,
     ) -> Result<ShutdownReport, GatewayError> {
         self.spawn_probers(&shutdown);
+        let orphans = self.ops.interrupted_at_open().to_vec();
+        if !orphans.is_empty() {
+            let training = self.training.clone();
+            tokio::spawn(async move { training.stop_orphans(&orphans).await });
+        }
         let server = self.server()?;
         Ok(server.serve(listener, shutdown).await?)
     }

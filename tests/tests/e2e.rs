@@ -511,6 +511,54 @@ async fn a_dead_data_host_is_reported_and_the_rest_keeps_working() {
 }
 
 #[tokio::test]
+async fn a_gateway_killed_mid_training_stops_the_orphaned_session_when_it_restarts() {
+    let store = store_with_hourly_sample();
+    let host_models = tempfile::tempdir().expect("tempdir");
+    let gateway_models = tempfile::tempdir().expect("tempdir");
+    let training = training_host(store.path(), host_models.path());
+    let training_url = training.url();
+    let env = [
+        ("USE_TRAINING_HOST_SERVICE", "true"),
+        ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
+    ];
+    let mut gw = gateway(store.path(), gateway_models.path(), None, &env);
+    let (status, answer) = post(
+        &format!("{}/api/v1/trainings/start", gw.url()),
+        &train_body(100_000),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["task_id"].as_str().expect("task id").to_owned();
+    wait_op(&gw, &id, |op| {
+        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    gw.kill(); // No graceful shutdown: nobody stops the session.
+    let (_, session) = get(&format!("{training_url}/training/status/{id}")).await;
+    assert_eq!(session["status"], "running", "{session}");
+
+    let gw = gateway(store.path(), gateway_models.path(), None, &env);
+    let (_, op) = get(&format!("{}/api/v1/operations/{id}", gw.url())).await;
+    assert_eq!(op["data"]["status"], "failed", "{op}");
+    assert_eq!(op["data"]["error_message"], "interrupted by restart");
+    let mut session = Value::Null;
+    for _ in 0..500 {
+        let (_, body) = get(&format!("{training_url}/training/status/{id}")).await;
+        if body["status"] == "stopped" {
+            session = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        session["status"],
+        "stopped",
+        "the orphan was stopped: {session}\n{}",
+        gw.log()
+    );
+}
+
+#[tokio::test]
 async fn a_pool_of_training_hosts_survives_losing_one() {
     let store = store_with_hourly_sample();
     let models_a = tempfile::tempdir().expect("tempdir");

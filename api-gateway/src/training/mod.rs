@@ -225,6 +225,40 @@ impl TrainingManager {
         Ok(task_id)
     }
 
+    /// Stops the host sessions of training operations a previous run of this gateway
+    /// left behind (`ids`: the operations the registry found running when it opened and
+    /// marked failed). Nobody mirrors those sessions any more, so they would hold a
+    /// host's GPU to the end; each is stopped with a checkpoint. In-process sessions
+    /// died with the old process.
+    pub async fn stop_orphans(&self, ids: &[String]) {
+        let Backend::Host(_) = self.backend() else {
+            return;
+        };
+        for id in ids {
+            let Some(info) = self.inner.ops.get(id) else {
+                continue;
+            };
+            if info.operation_type != TRAINING_OPERATION || info.metadata["mode"] != "host" {
+                continue;
+            }
+            let Some(instance) = info.metadata["instance"].as_str() else {
+                continue;
+            };
+            match self.inner.backend.stop(instance, id, true).await {
+                Ok(stopped) => tracing::warn!(
+                    session = %id, %instance, checkpoint = stopped.checkpoint_saved,
+                    "stopped a session the previous gateway run left running"
+                ),
+                // Already over, or unknown to the host: nothing left to stop.
+                Err(HostError::Conflict { .. } | HostError::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(
+                    session = %id, %instance, error = %e,
+                    "could not stop a session the previous gateway run left running"
+                ),
+            }
+        }
+    }
+
     /// Follows one session until it ends or the operation is cancelled.
     async fn mirror(&self, handle: OperationHandle, instance: String) {
         let token = handle.token();

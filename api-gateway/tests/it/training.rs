@@ -207,3 +207,52 @@ async fn a_pool_sends_new_sessions_to_the_instance_still_alive() {
         last.1
     );
 }
+
+#[tokio::test]
+async fn a_training_operation_streams_its_progress_as_server_sent_events() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
+    let response = http()
+        .get(format!("{}/api/v1/operations/{id}/events", gw.base))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/event-stream"))
+    );
+    // The stream ends after the terminal event, so the whole body can be read.
+    let body = response.text().await.expect("stream");
+    let mut events = Vec::new();
+    let (mut kind, mut seq) = (String::new(), 0u64);
+    for line in body.lines() {
+        if let Some(k) = line.strip_prefix("event:") {
+            kind = k.trim().to_owned();
+        } else if let Some(s) = line.strip_prefix("id:") {
+            seq = s.trim().parse().expect("numeric id");
+        } else if let Some(data) = line.strip_prefix("data:") {
+            let op: Value = serde_json::from_str(data.trim()).expect("operation JSON");
+            events.push((kind.clone(), seq, op));
+        }
+    }
+    assert!(events.len() >= 3, "{body}");
+    assert_eq!(events[0].0, "snapshot");
+    assert!(events.iter().any(|(k, _, _)| k == "progress"), "{body}");
+    let (last_kind, _, last) = events.last().expect("events");
+    assert_eq!(last_kind, "terminal");
+    assert_eq!(last["status"], "completed", "{last}");
+    assert!(
+        events.windows(2).all(|w| w[0].1 < w[1].1),
+        "ids strictly increase"
+    );
+    assert!(
+        events
+            .iter()
+            .filter_map(|(_, _, op)| op["progress"]["context"]["epoch"].as_u64())
+            .any(|epoch| epoch >= 1),
+        "progress carries the epoch"
+    );
+}

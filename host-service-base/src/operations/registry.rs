@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     root: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Ids this open found pending or running and marked interrupted.
+    interrupted: Vec<String>,
 }
 
 impl Shared {
@@ -82,6 +84,7 @@ impl Operations {
         let store = config.store_path.as_deref().map(Store::open).transpose()?;
         let root = CancellationToken::new();
         let mut entries = HashMap::new();
+        let mut interrupted_ids = Vec::new();
         if let Some(store) = &store {
             let mut loaded = store.load_all()?;
             let now = Utc::now();
@@ -94,6 +97,7 @@ impl Operations {
                 interrupted.push(info.clone());
             }
             store.put_all(&interrupted)?;
+            interrupted_ids = interrupted.iter().map(|i| i.operation_id.clone()).collect();
             if !interrupted.is_empty() {
                 tracing::warn!(
                     count = interrupted.len(),
@@ -105,7 +109,7 @@ impl Operations {
                 entries.insert(info.operation_id, Arc::new(entry));
             }
         }
-        let ops = Self::from_parts(config, store, entries, root);
+        let ops = Self::from_parts(config, store, entries, root, interrupted_ids);
         ops.prune(Utc::now());
         Ok(ops)
     }
@@ -117,7 +121,15 @@ impl Operations {
             None,
             HashMap::new(),
             CancellationToken::new(),
+            Vec::new(),
         )
+    }
+
+    /// The operations this registry found pending or running when it was opened (the
+    /// process died under them) and marked `failed`: work that may still be going on
+    /// elsewhere (a session on a host) and may need stopping.
+    pub fn interrupted_at_open(&self) -> &[String] {
+        &self.shared.interrupted
     }
 
     fn from_parts(
@@ -125,6 +137,7 @@ impl Operations {
         store: Option<Store>,
         entries: HashMap<String, Arc<Entry>>,
         root: CancellationToken,
+        interrupted: Vec<String>,
     ) -> Self {
         // Closed from the start: `wait()` then means "until no task is running";
         // closing does not stop spawning.
@@ -137,6 +150,7 @@ impl Operations {
                 entries: RwLock::new(entries),
                 root,
                 tracker,
+                interrupted,
             }),
         }
     }

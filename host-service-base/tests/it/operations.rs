@@ -215,12 +215,15 @@ async fn state_survives_a_restart() {
         Some("interrupted by restart")
     );
     assert!(running.completed_at.is_some());
+    assert_eq!(ops.interrupted_at_open(), std::slice::from_ref(&running_id));
     drop(ops);
 
-    // The recovery was written back: a third open sees the same failed state.
+    // The recovery was written back: a third open sees the same failed state, and
+    // finds nothing newly interrupted.
     let ops = Operations::open(config(&dir)).expect("third open");
     let again = ops.get(&running_id).expect("still there");
     assert_eq!(again, running);
+    assert!(ops.interrupted_at_open().is_empty());
 }
 
 #[tokio::test]
