@@ -177,6 +177,20 @@ async fn wait_op(gateway: &Service, id: &str, done: impl Fn(&Value) -> bool) -> 
     );
 }
 
+/// Polls training-host until session `id` is `stopped` (bounded); returns its status.
+async fn wait_session_stopped(training_url: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        let (_, body) = get(&format!("{training_url}/training/status/{id}")).await;
+        if body["status"] == "stopped" {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    last
+}
+
 fn terminal(op: &Value) -> bool {
     matches!(
         op["status"].as_str(),
@@ -329,15 +343,7 @@ async fn cancelling_at_the_gateway_stops_the_host_session() {
 
     let (code, _) = cli(&gw, &["ops", "cancel", &id]);
     assert_eq!(code, 0);
-    let mut session = Value::Null;
-    for _ in 0..500 {
-        let (_, body) = get(&format!("{}/training/status/{id}", training.url())).await;
-        if body["status"] == "stopped" {
-            session = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let session = wait_session_stopped(&training.url(), &id).await;
     assert_eq!(
         session["status"],
         "stopped",
@@ -541,15 +547,7 @@ async fn a_gateway_killed_mid_training_stops_the_orphaned_session_when_it_restar
     let (_, op) = get(&format!("{}/api/v1/operations/{id}", gw.url())).await;
     assert_eq!(op["data"]["status"], "failed", "{op}");
     assert_eq!(op["data"]["error_message"], "interrupted by restart");
-    let mut session = Value::Null;
-    for _ in 0..500 {
-        let (_, body) = get(&format!("{training_url}/training/status/{id}")).await;
-        if body["status"] == "stopped" {
-            session = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let session = wait_session_stopped(&training_url, &id).await;
     assert_eq!(
         session["status"],
         "stopped",
