@@ -199,7 +199,7 @@ impl Gateway {
         if spec.mode != crate::data::LoadMode::Local {
             self.require_data_provider()?;
         }
-        self.data.start_load(request)
+        self.data.start_load(spec)
     }
 
     /// The training manager.
@@ -256,7 +256,9 @@ impl Gateway {
             self.probe_hosts().await;
         }
         let data = match &self.data_pool {
-            Some(pool) => pool_health(pool, DATA_HOST, self.data.provider().status()),
+            // The pool's instances are the whole story; the provider's status would
+            // only repeat them.
+            Some(pool) => pool_health(pool, DATA_HOST),
             None => {
                 let status = self.data.provider().status();
                 ServiceHealth {
@@ -274,7 +276,7 @@ impl Gateway {
             }
         };
         let training = match self.training.backend() {
-            Backend::Host(pool) => pool_health(pool, TRAINING_HOST, serde_json::json!({})),
+            Backend::Host(pool) => pool_health(pool, TRAINING_HOST),
             Backend::Local(sessions) => ServiceHealth {
                 mode: "local",
                 healthy: true,
@@ -320,7 +322,6 @@ impl Gateway {
 fn pool_health<C: host_service_base::AsyncHostService + 'static>(
     pool: &HostPool<C>,
     service: &str,
-    details: impl Serialize,
 ) -> ServiceHealth {
     let instances = pool.report();
     let healthy: Vec<&InstanceReport> = instances
@@ -350,6 +351,6 @@ fn pool_health<C: host_service_base::AsyncHostService + 'static>(
         latency_ms,
         error,
         instances: Some(instances),
-        details: serde_json::to_value(details).unwrap_or_default(),
+        details: serde_json::json!({}),
     }
 }

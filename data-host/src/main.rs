@@ -15,7 +15,7 @@ use data_host::sim::{SimConfig, Simulator, StoreBarSource};
 use data_host::store::{Store, StoreFormat};
 use host_service_base::config::{Env, parse_duration};
 use host_service_base::server::{shutdown_signal, shutdown_token};
-use host_service_base::service::check_health_once;
+use host_service_base::service::healthcheck_exit;
 use host_service_base::telemetry::{LogFormat, init_tracing};
 
 #[derive(Parser, Debug)]
@@ -121,13 +121,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Healthcheck { url } => match check_health_once("data-host", &url).await {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(reason) => {
-                eprintln!("unhealthy: {reason}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Healthcheck { url } => Ok(healthcheck_exit("data-host", &url).await),
         Command::IbSim(args) => {
             init_tracing(LogFormat::from_env(&Env::process())?)?;
             let source = StoreBarSource::new(Store::new(&args.data_dir, StoreFormat::Csv));

@@ -157,3 +157,15 @@ pub async fn check_health_once(service: &str, base_url: &str) -> Result<(), Stri
             .unwrap_or_else(|| format!("{service} is unhealthy")))
     }
 }
+
+/// What every binary's `healthcheck` subcommand does: probe once, print why on stderr
+/// when unhealthy, and exit 0 (healthy) or 1, as container healthchecks expect.
+pub async fn healthcheck_exit(service: &str, base_url: &str) -> std::process::ExitCode {
+    match check_health_once(service, base_url).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("unhealthy: {reason}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

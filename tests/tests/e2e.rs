@@ -177,6 +177,22 @@ async fn wait_op(gateway: &Service, id: &str, done: impl Fn(&Value) -> bool) -> 
     );
 }
 
+/// Starts a training run far too long to finish and waits until its first batch ran.
+async fn start_long_training(gw: &Service) -> String {
+    let (status, answer) = post(
+        &format!("{}/api/v1/trainings/start", gw.url()),
+        &train_body(100_000),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["task_id"].as_str().expect("task id").to_owned();
+    wait_op(gw, &id, |op| {
+        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    id
+}
+
 /// Polls training-host until session `id` is `stopped` (bounded); returns its status.
 async fn wait_session_stopped(training_url: &str, id: &str) -> Value {
     let mut last = Value::Null;
@@ -329,17 +345,7 @@ async fn cancelling_at_the_gateway_stops_the_host_session() {
             ("TRAINING_HOST_SERVICE_URL", &training.url()),
         ],
     );
-    let (status, answer) = post(
-        &format!("{}/api/v1/trainings/start", gw.url()),
-        &train_body(100_000),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["task_id"].as_str().expect("task id").to_owned();
-    wait_op(&gw, &id, |op| {
-        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
-    })
-    .await;
+    let id = start_long_training(&gw).await;
 
     let (code, _) = cli(&gw, &["ops", "cancel", &id]);
     assert_eq!(code, 0);
@@ -528,17 +534,7 @@ async fn a_gateway_killed_mid_training_stops_the_orphaned_session_when_it_restar
         ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
     ];
     let mut gw = gateway(store.path(), gateway_models.path(), None, &env);
-    let (status, answer) = post(
-        &format!("{}/api/v1/trainings/start", gw.url()),
-        &train_body(100_000),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["task_id"].as_str().expect("task id").to_owned();
-    wait_op(&gw, &id, |op| {
-        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
-    })
-    .await;
+    let id = start_long_training(&gw).await;
     gw.kill(); // No graceful shutdown: nobody stops the session.
     let (_, session) = get(&format!("{training_url}/training/status/{id}")).await;
     assert_eq!(session["status"], "running", "{session}");

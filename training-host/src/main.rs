@@ -14,7 +14,7 @@ use data_host::store::{Store, StoreFormat};
 use host_service_base::config::Env;
 use host_service_base::operations::{Operations, OperationsConfig};
 use host_service_base::server::shutdown_token;
-use host_service_base::service::check_health_once;
+use host_service_base::service::healthcheck_exit;
 use host_service_base::telemetry::{LogFormat, init_tracing};
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
@@ -81,13 +81,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Healthcheck { url } => match check_health_once("training-host", &url).await {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(reason) => {
-                eprintln!("unhealthy: {reason}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Healthcheck { url } => Ok(healthcheck_exit("training-host", &url).await),
         Command::Serve(args) => {
             init_tracing(LogFormat::from_env(&Env::process())?)?;
             std::fs::create_dir_all(&args.models_dir)?;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use api_gateway::cli::serve::{self, ServeArgs};
 use clap::{Parser, Subcommand};
-use host_service_base::service::check_health_once;
+use host_service_base::service::healthcheck_exit;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,15 +32,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Healthcheck { url } => {
-            match check_health_once(api_gateway::SERVICE_NAME, &url).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(reason) => {
-                    eprintln!("unhealthy: {reason}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Healthcheck { url } => healthcheck_exit(api_gateway::SERVICE_NAME, &url).await,
         Command::Serve(args) => match serve::run(args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -196,10 +196,9 @@ impl DataManager {
         &self.inner.provider
     }
 
-    /// Validates `request` and starts the load; nothing starts when it is invalid or a
-    /// load of the same series is already running (409).
-    pub fn start_load(&self, request: &LoadRequest) -> Result<OperationInfo, HostError> {
-        let spec = request.validate()?;
+    /// Starts the load of a validated request ([`LoadRequest::validate`]); nothing
+    /// starts when a load of the same series is already running (409).
+    pub fn start_load(&self, spec: LoadSpec) -> Result<OperationInfo, HostError> {
         let handle = {
             let _admission = self
                 .inner

@@ -18,7 +18,7 @@ use host_service_base::HostError;
 use host_service_base::operations::{OperationHandle, Operations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use training_host::sessions::wire::{StartRequest, StatusResponse};
+use training_host::sessions::wire::{Progress, StartRequest, StatusResponse};
 use training_host::strategy::{Overrides, StrategyError, apply_overrides, parse_strategy};
 
 pub use backend::{Backend, IN_PROCESS, TRAINING_HOST};
@@ -184,11 +184,7 @@ impl TrainingManager {
         };
         let strategy = apply_overrides(strategy, &overrides).map_err(|e| strategy_error(&e))?;
 
-        let task_id = format!(
-            "op_training_{}_{}",
-            chrono::Utc::now().format("%Y%m%d_%H%M%S"),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let task_id = Operations::new_id(TRAINING_OPERATION);
         let start = StartRequest {
             session_id: Some(task_id.clone()),
             strategy_yaml: yaml,
@@ -300,9 +296,10 @@ impl TrainingManager {
                 }
             };
             failures = 0;
-            if last_progress.as_ref() != Some(&progress_key(&status)) {
-                last_progress = Some(progress_key(&status));
+            let key = progress_key(&status);
+            if last_progress.as_ref() != Some(&key) {
                 mirror_progress(&handle, &status, &instance);
+                last_progress = Some(key);
             }
             match status.status.as_str() {
                 "completed" => {
@@ -334,9 +331,12 @@ impl TrainingManager {
 }
 
 /// What, when it changes, is worth an operation update.
-fn progress_key(status: &StatusResponse) -> String {
-    serde_json::to_string(&(&status.status, &status.progress, &status.metrics.current))
-        .unwrap_or_default()
+fn progress_key(status: &StatusResponse) -> (String, Progress, serde_json::Value) {
+    (
+        status.status.clone(),
+        status.progress.clone(),
+        status.metrics.current.clone(),
+    )
 }
 
 fn mirror_progress(handle: &OperationHandle, status: &StatusResponse, instance: &str) {

@@ -44,6 +44,19 @@ async fn training_host(data_dir: &Path, models_dir: &Path) -> Running {
     Running { base, shutdown }
 }
 
+/// One training-host (its own models dir) over the sample store, and a gateway sending
+/// training to it.
+async fn gateway_on_training_host(dirs: &Dirs) -> (Running, tempfile::TempDir, Running) {
+    let host_models = tempfile::tempdir().expect("tempdir");
+    let host = training_host(dirs.data.path(), host_models.path()).await;
+    let config = GatewayConfig {
+        training: ServiceMode::Host(vec![host.base.parse().expect("url")]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    (host, host_models, gw)
+}
+
 async fn start_training(base: &str, body: &Value) -> (String, Value) {
     let (status, answer) = post(&http(), &format!("{base}/api/v1/trainings/start"), body).await;
     assert_eq!(status, 202, "{answer}");
@@ -87,13 +100,7 @@ async fn fallback_training_runs_in_process_and_mirrors_progress() {
 #[tokio::test]
 async fn host_mode_training_runs_on_training_host() {
     let dirs = Dirs::sample();
-    let host_models = tempfile::tempdir().expect("tempdir");
-    let host = training_host(dirs.data.path(), host_models.path()).await;
-    let config = GatewayConfig {
-        training: ServiceMode::Host(vec![host.base.parse().expect("url")]),
-        ..GatewayConfig::default()
-    };
-    let (gw, _) = gateway(dirs.settings(config)).await;
+    let (host, host_models, gw) = gateway_on_training_host(&dirs).await;
     let (id, answer) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
     assert_eq!(answer["data"]["mode"], "host");
     let op = wait_terminal(&http(), &gw.base, &id).await;
@@ -113,13 +120,7 @@ async fn host_mode_training_runs_on_training_host() {
 #[tokio::test]
 async fn cancelling_at_the_gateway_stops_the_host_session() {
     let dirs = Dirs::sample();
-    let host_models = tempfile::tempdir().expect("tempdir");
-    let host = training_host(dirs.data.path(), host_models.path()).await;
-    let config = GatewayConfig {
-        training: ServiceMode::Host(vec![host.base.parse().expect("url")]),
-        ..GatewayConfig::default()
-    };
-    let (gw, _) = gateway(dirs.settings(config)).await;
+    let (host, _host_models, gw) = gateway_on_training_host(&dirs).await;
     let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(100_000)})).await;
     wait_for(&http(), &gw.base, &id, |op| {
         op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1

@@ -180,6 +180,14 @@ impl Operations {
         self.insert_new(entries, id, operation_type, metadata, now)
     }
 
+    /// A fresh id in the registry's format, `op_{type}_{YYYYmmdd_HHMMSS}_{8 hex}`, for
+    /// work that must be named before it is registered here (a gateway starts a host
+    /// session under the id its operation will carry). Unique with overwhelming
+    /// probability; [`create_with_id`](Self::create_with_id) still refuses a duplicate.
+    pub fn new_id(operation_type: &str) -> String {
+        new_id(operation_type, Utc::now())
+    }
+
     /// Registers a new `pending` operation under a caller-chosen `id` (a training
     /// session id, say): 1 to 128 characters of `[A-Za-z0-9_.-]`, so it is safe in a URL
     /// path. An id already in the registry is a conflict.

@@ -66,7 +66,7 @@ pub struct StopResponse {
 }
 
 /// `progress` of a status answer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Current epoch (1-based; 0 before training starts).
     pub epoch: u64,
