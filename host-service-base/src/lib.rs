@@ -15,6 +15,8 @@
 //! - [`operations`]: the persisted registry of long-running work (progress, cancellation,
 //!   Server-Sent Events).
 //! - [`config`] and [`telemetry`]: typed environment parsing, logging and `/metrics`.
+//! - [`webhook`]: an event-stream writer that POSTs batches to a URL through a
+//!   `HostClient` (the "Kafka → REST" leg of a pipe).
 
 pub mod client;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod operations;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod webhook;
 
 pub use client::{HostClient, HostClientBuilder, HostRequest, RetryPolicy};
 pub use error::HostError;

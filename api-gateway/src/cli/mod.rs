@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod serve;
+pub mod stream;
 pub mod watch;
 
 use std::path::Path;
@@ -69,6 +70,10 @@ pub enum Command {
     /// Long-running operations.
     #[command(subcommand)]
     Ops(OpsCommand),
+    /// Event streams: replay stored bars into Kafka, a file or stdout; tail a topic or
+    /// a file.
+    #[command(subcommand)]
+    Stream(stream::StreamCommand),
 }
 
 /// `hostbridge data ...`.
@@ -186,6 +191,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Command::Stream(command) = cli.command {
+        return match stream::run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostbridge: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let client = match GatewayClient::new(&cli.url, cli.api_key.as_deref()) {
         Ok(client) => client,
         Err(e) => {
@@ -238,7 +252,7 @@ async fn client_command(
     out: Output,
 ) -> Result<u8, HostError> {
     match command {
-        Command::Serve(_) => Ok(2),
+        Command::Serve(_) | Command::Stream(_) => Ok(2),
         Command::Health => health(client, out).await,
         Command::Data(DataCommand::Load {
             symbol,

@@ -4,5 +4,6 @@
 
 mod api;
 mod data;
+mod stream;
 mod support;
 mod training;

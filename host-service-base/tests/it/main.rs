@@ -6,3 +6,4 @@ mod errors;
 mod operations;
 mod server;
 mod support;
+mod webhook;
