@@ -161,5 +161,22 @@ fn the_blocking_writer_works_outside_a_runtime() {
     assert_eq!(got, vec![0, 1, 2]);
 }
 
+#[tokio::test(flavor = "current_thread")]
+async fn the_blocking_writer_refuses_a_current_thread_runtime_instead_of_panicking() {
+    let bus = bus(8, Overflow::Wait);
+    let mut w = bus.writer("t");
+    let err = Writer::write(&mut w, Message::new(1)).expect_err("refused");
+    assert!(matches!(err, StreamError::WouldBlockRuntime(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_writer_steps_out_of_a_multi_thread_worker() {
+    let bus = bus(8, Overflow::Wait);
+    let mut sub = bus.subscribe("t", CancellationToken::new());
+    let mut w = bus.writer("t");
+    Writer::write(&mut w, Message::new(5)).expect("write");
+    assert_eq!(take(&mut sub, 1).await, vec![5]);
+}
+
 use crate::error::StreamError;
 use crate::message::Message;

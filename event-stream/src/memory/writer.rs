@@ -119,20 +119,24 @@ where
     K: Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Blocking form: must not run on an async worker thread (it parks the thread while a
-    /// `Wait` topic is full).
+    /// Blocking form, for sync code: it parks the thread while a `Wait` topic is full.
+    /// Called on a current-thread runtime's own thread it refuses
+    /// ([`StreamError::WouldBlockRuntime`]); on a multi-thread runtime it steps out of
+    /// the worker first.
     fn write(&mut self, message: Message<K, V>) -> Result<(), StreamError> {
         self.check_open()?;
-        let mut next = self.topic.next_offset.blocking_lock();
-        let message = self.stamp(message, *next);
-        *next += 1;
-        if let Some(message) = self.try_send(message)? {
-            match self.topic.sender.broadcast_blocking(message) {
-                Ok(_) => self.topic.published.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.topic.unheard.fetch_add(1, Ordering::Relaxed),
-            };
-        }
-        Ok(())
+        crate::adapt::blocking(|| {
+            let mut next = self.topic.next_offset.blocking_lock();
+            let message = self.stamp(message, *next);
+            *next += 1;
+            if let Some(message) = self.try_send(message)? {
+                match self.topic.sender.broadcast_blocking(message) {
+                    Ok(_) => self.topic.published.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => self.topic.unheard.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            Ok(())
+        })?
     }
 
     fn flush(&mut self) -> Result<(), StreamError> {
