@@ -23,8 +23,12 @@ use training_host::trainer::CandleTrainer;
 use crate::config::{GatewayConfig, ServiceMode};
 use crate::data::DataManager;
 use crate::data::pooled::{DATA_HOST, PooledDataHost};
+use crate::events::{EventSettings, Events};
 use crate::pool::{HostPool, InstanceReport};
 use crate::training::{Backend, TRAINING_HOST, TrainingManager};
+
+/// How long shutdown waits for the event sinks to send what they hold.
+pub const EVENT_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything the gateway is built from.
 #[derive(Debug, Clone)]
@@ -43,6 +47,8 @@ pub struct GatewaySettings {
     pub ib: IbConfig,
     /// In-process training sessions at once (fallback mode).
     pub max_sessions: usize,
+    /// Event sinks and throttling.
+    pub events: EventSettings,
 }
 
 impl GatewaySettings {
@@ -56,6 +62,7 @@ impl GatewaySettings {
             state: None,
             ib: IbConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 4002)), 2),
             max_sessions: 2,
+            events: EventSettings::off(),
         }
     }
 }
@@ -112,6 +119,7 @@ pub struct Gateway {
     data: DataManager,
     training: TrainingManager,
     data_pool: Option<Arc<HostPool<DataHostClient>>>,
+    events: Events,
     started: std::time::Instant,
 }
 
@@ -155,12 +163,14 @@ impl Gateway {
             )),
         };
         let training = TrainingManager::new(backend, ops.clone(), &settings.strategies_dir);
+        let events = Events::new(settings.events.clone(), &ops);
         Ok(Self {
             config: settings.config,
             ops,
             data,
             training,
             data_pool,
+            events,
             started: std::time::Instant::now(),
         })
     }
@@ -200,6 +210,11 @@ impl Gateway {
             self.require_data_provider()?;
         }
         self.data.start_load(spec)
+    }
+
+    /// The event publisher.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The training manager.
@@ -309,13 +324,27 @@ impl Gateway {
         shutdown: CancellationToken,
     ) -> Result<ShutdownReport, GatewayError> {
         self.spawn_probers(&shutdown);
+        let event_tasks = self.events.spawn();
+        let events = self.events.clone();
+        let closing = shutdown.clone();
+        tokio::spawn(async move {
+            closing.cancelled().await;
+            events.close_clients();
+        });
         let orphans = self.ops.interrupted_at_open().to_vec();
         if !orphans.is_empty() {
             let training = self.training.clone();
             tokio::spawn(async move { training.stop_orphans(&orphans).await });
         }
         let server = self.server()?;
-        Ok(server.serve(listener, shutdown).await?)
+        let report = server.serve(listener, shutdown).await?;
+        // After the drain: the cancellations of the shutdown are published too.
+        if let Some(tasks) = event_tasks
+            && !tasks.shutdown(EVENT_FLUSH_DEADLINE).await
+        {
+            tracing::warn!("event sinks did not finish sending within {EVENT_FLUSH_DEADLINE:?}");
+        }
+        Ok(report)
     }
 }
 

@@ -13,6 +13,8 @@
 //!   segment, cancellation down to the IB request.
 //! - [`training`]: the training manager — sessions on training-host or in-process,
 //!   mirrored as gateway operations; a cancel stops the host session.
+//! - [`events`]: the event publisher — operation changes and domain events as
+//!   envelopes to the SSE stream and the sinks `EVENT_MODE` names.
 //! - [`gateway`]: everything assembled, with health aggregation; [`api`]: the
 //!   `/api/v1` routes.
 
@@ -20,6 +22,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod events;
 pub mod gateway;
 pub mod pool;
 pub mod training;

@@ -38,6 +38,7 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
         )
         .route("/trainings/start", post(training::start))
         .route("/strategies", get(training::strategies))
+        .route("/events", get(crate::events::sse::events))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::page))
         .with_state(gateway.clone())
@@ -61,12 +62,13 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
     responses((status = 200, description = "`{success, status: healthy|degraded, version, uptime_seconds, services: {data: {mode, healthy, latency_ms, error?, instances?, details}, training: {...}}}`; needs no API key")))]
 async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
     let (data, training) = gateway.health().await;
-    let healthy = data.healthy && training.healthy;
+    let healthy = data.healthy && training.healthy && gateway.events().healthy();
     axum::Json(json!({
         "success": true,
         "status": if healthy { "healthy" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": gateway.uptime_seconds(),
         "services": { "data": data, "training": training },
+        "events": gateway.events().health(),
     }))
 }

@@ -81,6 +81,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
         &env,
     )?)?;
     let config = GatewayConfig::from_env(&env)?;
+    let events = crate::events::EventSettings::from_env(&env)?;
     let state = args
         .state
         .clone()
@@ -90,6 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
         state: Some(state),
         ib: IbConfig::new(args.ib_address, args.ib_client_id),
         max_sessions: usize::from(args.max_sessions),
+        events,
         ..GatewaySettings::new(
             config.clone(),
             args.data_dir.clone(),

@@ -4,6 +4,7 @@
 
 mod api;
 mod data;
+mod events;
 mod stream;
 mod support;
 mod training;

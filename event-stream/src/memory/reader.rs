@@ -52,6 +52,24 @@ impl<K, V> MemoryReader<K, V> {
         self.missed.load(Ordering::Relaxed)
     }
 
+    /// The next queued message without waiting, even after the token fired: how a sink
+    /// drains what it still holds when asked to stop. `None` when nothing is queued.
+    pub fn try_next(&mut self) -> Option<Message<K, V>>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(message) => return Some(message),
+                Err(async_broadcast::TryRecvError::Overflowed(n)) => {
+                    self.missed.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Messages queued for this subscriber.
     pub fn queued(&self) -> usize {
         self.receiver.len()

@@ -108,6 +108,27 @@ async fn a_topic_nobody_reads_counts_unheard_messages() {
 }
 
 #[tokio::test]
+async fn try_next_drains_what_is_queued_after_cancel() {
+    let bus = bus(4, Overflow::DropOldest);
+    let token = CancellationToken::new();
+    let mut sub = bus.subscribe("t", token.clone());
+    let mut w = bus.writer("t");
+    for i in 0..6 {
+        AsyncWriter::write(&mut w, Message::new(i))
+            .await
+            .expect("write");
+    }
+    token.cancel();
+    assert!(sub.next().await.is_none(), "the stream ends at once");
+    let mut rest = Vec::new();
+    while let Some(m) = sub.try_next() {
+        rest.push(m.value);
+    }
+    assert_eq!(rest, vec![2, 3, 4, 5]);
+    assert_eq!(sub.missed(), 2);
+}
+
+#[tokio::test]
 async fn cancel_ends_the_stream_promptly() {
     let bus = bus(4, Overflow::Wait);
     let token = CancellationToken::new();

@@ -243,6 +243,14 @@ impl OperationHandle {
                 Change::Progress => OperationEventKind::Progress,
             };
             let seq = state.hub.publish(kind, &state.info);
+            if self.shared.feed.receiver_count() > 0 {
+                // An error only means the last watcher left meanwhile.
+                let _ = self.shared.feed.send(OperationEvent {
+                    kind,
+                    seq,
+                    operation: state.info.clone(),
+                });
+            }
             let interval = self.shared.config.progress_persist_interval;
             let due = change == Change::Status
                 || state

@@ -67,4 +67,4 @@ pub use model::{
     OperationEvent, OperationEventKind, OperationFilter, OperationInfo, OperationProgress,
     OperationStatus, OperationSummary, ParseStatusError,
 };
-pub use registry::Operations;
+pub use registry::{FEED_BUFFER, Operations};

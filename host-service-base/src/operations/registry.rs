@@ -14,7 +14,9 @@ use super::config::{DEFAULT_CANCEL_REASON, INTERRUPTED_BY_RESTART, OperationsCon
 use super::error::{CancelError, OperationsError};
 use super::events::{EventStream, Refresh};
 use super::handle::{Entry, OperationHandle};
-use super::model::{OperationFilter, OperationInfo, OperationProgress, OperationStatus};
+use super::model::{
+    OperationEvent, OperationFilter, OperationInfo, OperationProgress, OperationStatus,
+};
 use super::store::Store;
 use crate::error::HostError;
 
@@ -27,6 +29,10 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Ids this open found pending or running and marked interrupted.
     interrupted: Vec<String>,
+    /// Every change of every operation, for whoever watches them all (the gateway's
+    /// event publisher). Sent under the operation's lock, so one operation's changes
+    /// keep their order.
+    pub(crate) feed: tokio::sync::broadcast::Sender<OperationEvent>,
 }
 
 impl Shared {
@@ -57,6 +63,9 @@ impl Shared {
         self.entries.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// Changes the registry-wide feed keeps for a receiver that is behind.
+pub const FEED_BUFFER: usize = 4096;
 
 /// The registry of long-running operations. Cheap to clone; all clones share one state.
 ///
@@ -151,6 +160,7 @@ impl Operations {
                 root,
                 tracker,
                 interrupted,
+                feed: tokio::sync::broadcast::channel(FEED_BUFFER).0,
             }),
         }
     }
@@ -334,6 +344,14 @@ impl Operations {
                 OperationHandle::new(self.shared.clone(), entry.clone()).mark_cancelled(reason)
             })
             .count()
+    }
+
+    /// Every change of every operation from now on (`status`, `progress` and `terminal`
+    /// events; no snapshots), each operation's in order. A receiver more than
+    /// [`FEED_BUFFER`] changes behind gets `Lagged(n)` and continues with the newest.
+    /// Nothing is built for the feed while nobody watches it.
+    pub fn watch_all(&self) -> tokio::sync::broadcast::Receiver<OperationEvent> {
+        self.shared.feed.subscribe()
     }
 
     /// The changes of one operation: a snapshot first, then every change in order,

@@ -780,3 +780,41 @@ async fn caller_chosen_ids_are_checked_and_unique() {
         "removed from the store too"
     );
 }
+
+#[tokio::test]
+async fn watch_all_sees_every_change_of_every_operation_in_order() {
+    let ops = Operations::in_memory();
+    let before = ops.create("load", json!({}));
+    before.start(); // Not seen: nobody watched yet.
+    let mut feed = ops.watch_all();
+    let a = ops.create("load", json!({}));
+    let b = ops.create("training", json!({}));
+    a.start();
+    b.start();
+    a.progress(|p| p.percentage = 50.0);
+    b.fail("boom");
+    a.complete(json!({"bars": 3}));
+    before.mark_cancelled("stop");
+
+    let mut seen = Vec::new();
+    while let Ok(event) = feed.try_recv() {
+        seen.push((
+            event.operation.operation_id.clone(),
+            event.kind,
+            event.operation.status,
+        ));
+    }
+    use OperationStatus::*;
+    let (a, b, before) = (a.id().to_owned(), b.id().to_owned(), before.id().to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            (a.clone(), OperationEventKind::Status, Running),
+            (b.clone(), OperationEventKind::Status, Running),
+            (a.clone(), OperationEventKind::Progress, Running),
+            (b, OperationEventKind::Terminal, Failed),
+            (a, OperationEventKind::Terminal, Completed),
+            (before, OperationEventKind::Terminal, Cancelled),
+        ]
+    );
+}

@@ -1,0 +1,169 @@
+//! Operation changes → envelopes: `operation.started|progress|completed|failed|
+//! cancelled`, and `training.epoch` for every finished epoch of a training.
+//!
+//! Progress is throttled per operation (the newest state wins; the terminal event
+//! carries the final one). Epochs are read from the progress context a training mirror
+//! writes (`metrics.last_epoch`), which is sampled, so a fast run can finish an epoch
+//! between two samples: at the end, the epochs the result's history holds that were
+//! not announced are sent before `operation.completed`, marked `"backfilled": true`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use event_stream::Envelope;
+use host_service_base::operations::{
+    OperationEvent, OperationEventKind, OperationInfo, OperationStatus,
+};
+use serde_json::{Value, json};
+
+/// The `source` of the gateway's envelopes.
+pub const SOURCE: &str = "api-gateway";
+
+/// Metadata key of the correlation id an operation was started with.
+pub const CORRELATION_KEY: &str = "correlation_id";
+
+/// Per-operation memory of what was sent.
+#[derive(Debug, Default)]
+struct Sent {
+    last_progress: Option<Instant>,
+    epochs: BTreeSet<u64>,
+}
+
+/// Turns the registry's change feed into envelopes.
+#[derive(Debug)]
+pub struct Translator {
+    progress_interval: Duration,
+    sent: HashMap<String, Sent>,
+}
+
+impl Translator {
+    /// A translator sending at most one progress event per `progress_interval` and
+    /// operation.
+    pub fn new(progress_interval: Duration) -> Self {
+        Self {
+            progress_interval,
+            sent: HashMap::new(),
+        }
+    }
+
+    /// Operations with state kept (running ones).
+    pub fn tracked(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// The envelopes one change produces, in the order to send them.
+    pub fn translate(&mut self, event: &OperationEvent, now: Instant) -> Vec<Envelope> {
+        let op = &event.operation;
+        let mut out = Vec::new();
+        match event.kind {
+            OperationEventKind::Snapshot => {}
+            OperationEventKind::Status => {
+                if op.status == OperationStatus::Running {
+                    self.sent.entry(op.operation_id.clone()).or_default();
+                    out.extend(envelope("operation.started", op, operation_data(op)));
+                }
+            }
+            OperationEventKind::Progress => {
+                let sent = self.sent.entry(op.operation_id.clone()).or_default();
+                if let Some(epoch) = finished_epoch(op)
+                    && sent.epochs.insert(epoch_number(&epoch))
+                {
+                    out.extend(envelope("training.epoch", op, epoch_data(op, epoch, false)));
+                }
+                let due = sent
+                    .last_progress
+                    .is_none_or(|at| now.duration_since(at) >= self.progress_interval);
+                if due {
+                    sent.last_progress = Some(now);
+                    out.extend(envelope("operation.progress", op, operation_data(op)));
+                }
+            }
+            OperationEventKind::Terminal => {
+                let sent = self.sent.remove(&op.operation_id).unwrap_or_default();
+                for epoch in history(op) {
+                    if !sent.epochs.contains(&epoch_number(&epoch)) {
+                        out.extend(envelope("training.epoch", op, epoch_data(op, epoch, true)));
+                    }
+                }
+                let kind = match op.status {
+                    OperationStatus::Completed => "operation.completed",
+                    OperationStatus::Cancelled => "operation.cancelled",
+                    _ => "operation.failed",
+                };
+                out.extend(envelope(kind, op, operation_data(op)));
+            }
+        }
+        out
+    }
+}
+
+/// An envelope about `op`: subject = operation id, the operation's correlation id.
+fn envelope(event_type: &str, op: &OperationInfo, data: Value) -> Option<Envelope> {
+    let correlation = op.metadata[CORRELATION_KEY].as_str().map(str::to_owned);
+    match Envelope::new(event_type, SOURCE, data) {
+        Ok(env) => Some(
+            env.with_subject(op.operation_id.clone())
+                .with_correlation_id(correlation),
+        ),
+        // The types are this module's constants: a failure is a bug, logged not raised.
+        Err(e) => {
+            tracing::error!(error = %e, event_type, "could not build an event");
+            None
+        }
+    }
+}
+
+fn operation_data(op: &OperationInfo) -> Value {
+    json!({
+        "operation_id": op.operation_id,
+        "operation_type": op.operation_type,
+        "status": op.status,
+        "progress": op.progress,
+        "metadata": op.metadata,
+        "created_at": op.created_at,
+        "started_at": op.started_at,
+        "completed_at": op.completed_at,
+        "error_message": op.error_message,
+        "result_summary": op.result_summary,
+    })
+}
+
+/// The figures of the last finished epoch a training's progress carries.
+fn finished_epoch(op: &OperationInfo) -> Option<Value> {
+    let last = &op.progress.context["metrics"]["last_epoch"];
+    last["epoch"].as_u64().map(|_| last.clone())
+}
+
+fn epoch_number(epoch: &Value) -> u64 {
+    epoch["epoch"].as_u64().unwrap_or(0)
+}
+
+/// Per-epoch figures of a finished training's result.
+fn history(op: &OperationInfo) -> Vec<Value> {
+    op.result_summary
+        .as_ref()
+        .and_then(|r| r["training_metrics"]["history"].as_array())
+        .map(|h| {
+            h.iter()
+                .filter(|e| e["epoch"].as_u64().is_some())
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn epoch_data(op: &OperationInfo, epoch: Value, backfilled: bool) -> Value {
+    json!({
+        "operation_id": op.operation_id,
+        "epoch": epoch["epoch"],
+        "total_epochs": op.progress.context["total_epochs"],
+        "train_loss": epoch["train_loss"],
+        "train_accuracy": epoch["train_accuracy"],
+        "val_loss": epoch["val_loss"],
+        "val_accuracy": epoch["val_accuracy"],
+        "backfilled": backfilled,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,111 @@
+use host_service_base::operations::Operations;
+
+use super::*;
+
+fn drain(
+    t: &mut Translator,
+    feed: &mut tokio::sync::broadcast::Receiver<OperationEvent>,
+    now: Instant,
+) -> Vec<Envelope> {
+    let mut out = Vec::new();
+    while let Ok(event) = feed.try_recv() {
+        out.extend(t.translate(&event, now));
+    }
+    out
+}
+
+fn types(envs: &[Envelope]) -> Vec<&str> {
+    envs.iter().map(|e| e.event_type.as_str()).collect()
+}
+
+#[test]
+fn a_load_starts_progresses_throttled_and_completes() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::from_millis(250));
+    let op = ops.create(
+        "data_load",
+        json!({"symbol": "AAPL", CORRELATION_KEY: "c-1"}),
+    );
+    let t0 = Instant::now();
+    op.start();
+    for i in 0..10 {
+        op.progress(|p| p.percentage = f64::from(i) * 10.0);
+    }
+    let burst = drain(&mut t, &mut feed, t0);
+    // Ten changes within one interval: one progress event.
+    assert_eq!(types(&burst), ["operation.started", "operation.progress"]);
+    op.progress(|p| p.percentage = 95.0);
+    let later = drain(&mut t, &mut feed, t0 + Duration::from_millis(300));
+    assert_eq!(types(&later), ["operation.progress"]);
+    assert_eq!(later[0].data["progress"]["percentage"], 95.0);
+    op.complete(json!({"bars_added": 12}));
+    let end = drain(&mut t, &mut feed, t0 + Duration::from_millis(310));
+    assert_eq!(types(&end), ["operation.completed"]);
+    for env in burst.iter().chain(&later).chain(&end) {
+        assert_eq!(env.subject.as_deref(), Some(op.id()));
+        assert_eq!(env.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(env.source, SOURCE);
+    }
+    assert_eq!(end[0].data["result_summary"]["bars_added"], 12);
+    assert_eq!(t.tracked(), 0, "nothing kept for a finished operation");
+}
+
+#[test]
+fn failed_and_cancelled_operations_say_so() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::ZERO);
+    let a = ops.create("data_load", json!({}));
+    a.start();
+    a.fail("IB said no");
+    let b = ops.create("training", json!({}));
+    b.start();
+    b.mark_cancelled("user");
+    let got = drain(&mut t, &mut feed, Instant::now());
+    assert_eq!(
+        types(&got),
+        [
+            "operation.started",
+            "operation.failed",
+            "operation.started",
+            "operation.cancelled"
+        ]
+    );
+    assert_eq!(got[1].data["error_message"], "IB said no");
+    assert_eq!(got[0].correlation_id, None);
+}
+
+#[test]
+fn every_epoch_is_announced_once_and_missed_ones_are_backfilled() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::from_secs(3600));
+    let op = ops.create("training", json!({}));
+    op.start();
+    let epoch = |n: u64| json!({"epoch": n, "train_loss": 1.0 / n as f64, "train_accuracy": 0.5, "val_loss": null, "val_accuracy": null});
+    for n in [1u64, 1, 3, 3] {
+        op.progress(|p| {
+            p.context = json!({"total_epochs": 4, "metrics": {"last_epoch": epoch(n)}})
+        });
+    }
+    op.complete(json!({"training_metrics": {"history": [epoch(1), epoch(2), epoch(3), epoch(4)]}}));
+    let got = drain(&mut t, &mut feed, Instant::now());
+    let epochs: Vec<(u64, bool)> = got
+        .iter()
+        .filter(|e| e.event_type == "training.epoch")
+        .map(|e| {
+            (
+                e.data["epoch"].as_u64().unwrap_or(0),
+                e.data["backfilled"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(epochs, [(1, false), (3, false), (2, true), (4, true)]);
+    assert_eq!(
+        got.last().map(|e| e.event_type.as_str()),
+        Some("operation.completed")
+    );
+    assert_eq!(got[1].data["total_epochs"], 4);
+    assert_eq!(got[1].data["train_loss"], 1.0);
+}

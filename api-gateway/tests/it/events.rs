@@ -1,0 +1,110 @@
+//! Events out of the gateway: the SSE stream at /api/v1/events, read back by a real
+//! HTTP client while a real load runs.
+
+use std::time::Duration;
+
+use api_gateway::GatewayConfig;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::{Dirs, gateway, get, http, post};
+
+async fn start_local_load(base: &str) -> String {
+    let (status, answer) = post(
+        &http(),
+        &format!("{base}/api/v1/data/load"),
+        &json!({"symbol": "MSFT", "timeframe": "1d", "mode": "local"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    answer["data"]["operation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// Reads SSE events (`event:` name, `data:` JSON) until `stop` says so.
+async fn read_sse(
+    response: reqwest::Response,
+    mut stop: impl FnMut(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next())
+            .await
+            .expect("an event within 20 s")
+            .expect("stream open")
+            .expect("chunk");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut name = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = serde_json::from_str::<Value>(v.trim()).ok();
+                }
+            }
+            if let (Some(name), Some(data)) = (name, data) {
+                let done = stop(&name, &data);
+                events.push((name, data));
+                if done {
+                    return events;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sse_streams_a_loads_events_in_order_with_a_type_filter() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let response = http()
+        .get(format!("{}/api/v1/events?type=operation.", gw.base))
+        .send()
+        .await
+        .expect("events stream");
+    assert_eq!(response.status(), 200);
+    // The subscription is made when the answer's head is sent: start the load after.
+    let id = start_local_load(&gw.base).await;
+    let events = read_sse(response, |name, env| {
+        name == "operation.completed" && env["subject"] == id.as_str()
+    })
+    .await;
+    let mine: Vec<&str> = events
+        .iter()
+        .filter(|(_, env)| env["subject"] == id.as_str())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(mine.first(), Some(&"operation.started"), "{mine:?}");
+    assert_eq!(mine.last(), Some(&"operation.completed"));
+    for (name, env) in &events {
+        assert!(name.starts_with("operation."), "filtered: {name}");
+        assert_eq!(&env["type"], name.as_str());
+        assert_eq!(env["source"], "api-gateway");
+        assert_eq!(env["id"].as_str().map(str::len), Some(36));
+    }
+    let done = &events.last().expect("completed").1;
+    assert_eq!(done["data"]["result_summary"]["bars_after"], 3270);
+}
+
+#[tokio::test]
+async fn a_bad_type_filter_names_the_field_and_health_reports_events() {
+    let dirs = Dirs::empty();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let (status, body) = get(
+        &http(),
+        &format!("{}/api/v1/events?type=Bad%20Type!", gw.base),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("type"), "{body}");
+    let (status, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["events"]["mode"], "off", "{health}");
+}
