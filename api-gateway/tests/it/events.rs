@@ -108,3 +108,83 @@ async fn a_bad_type_filter_names_the_field_and_health_reports_events() {
     assert_eq!(status, 200);
     assert_eq!(health["events"]["mode"], "off", "{health}");
 }
+
+// librdkafka's threads and the gateway's blocking work need more than one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_sink_publishes_a_loads_events_keyed_by_operation() {
+    use api_gateway::events::config::KafkaSinkSettings;
+    use api_gateway::events::{EventMode, EventSettings};
+    use event_stream::kafka::{ConsumerSettings, KafkaConfig, KafkaReader, ProducerSettings};
+    use tokio_util::sync::CancellationToken;
+
+    let Ok(broker) = std::env::var("HOSTBRIDGE_TEST_KAFKA") else {
+        assert!(
+            std::env::var("CI_REQUIRE_KAFKA").is_err(),
+            "CI_REQUIRE_KAFKA is set but HOSTBRIDGE_TEST_KAFKA is not"
+        );
+        eprintln!("skipping: HOSTBRIDGE_TEST_KAFKA not set (start the tansu broker, see .ci/run)");
+        return;
+    };
+    let topic = format!("events-test-{}", uuid::Uuid::new_v4().simple());
+    let config = KafkaConfig::new(broker.as_str());
+    let dirs = Dirs::sample();
+    let settings = api_gateway::GatewaySettings {
+        events: EventSettings {
+            mode: EventMode::Kafka,
+            kafka: Some(KafkaSinkSettings {
+                config: config.clone(),
+                producer: ProducerSettings::default(),
+                topic: topic.clone(),
+            }),
+            ..EventSettings::default()
+        },
+        ..dirs.settings(GatewayConfig::default())
+    };
+    let (gw, _) = gateway(settings).await;
+    let id = start_local_load(&gw.base).await;
+
+    // The topic comes into being with the sink's first event; a consumer that
+    // subscribed before that would wait for its next metadata refresh. So wait until
+    // the sink reports the load's events delivered (started, progress, completed).
+    let mut health = Value::Null;
+    for _ in 0..300 {
+        health = get(&http(), &format!("{}/api/v1/health", gw.base)).await.1;
+        if health["events"]["sinks"]["kafka"]["delivered"].as_u64() >= Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kafka = &health["events"]["sinks"]["kafka"];
+    assert_eq!(kafka["connected"], true, "{health}");
+    assert_eq!(kafka["topic"], topic.as_str());
+    assert_eq!(kafka["dropped"], 0);
+    assert_eq!(health["status"], "healthy");
+
+    let cancel = CancellationToken::new();
+    let group = ConsumerSettings::new(format!("g-{}", uuid::Uuid::new_v4().simple()))
+        .with_session_timeout_ms(6000);
+    let mut reader =
+        KafkaReader::new(&config, group, &[topic.as_str()], cancel.clone()).expect("reader");
+    let mut mine: Vec<String> = Vec::new();
+    while mine.last().map(String::as_str) != Some("operation.completed") {
+        let m = tokio::time::timeout(Duration::from_secs(60), reader.next())
+            .await
+            .expect("an event within 60 s")
+            .expect("open")
+            .expect("ok");
+        let env: Value = serde_json::from_slice(&m.value).expect("JSON envelope");
+        assert_eq!(env["subject"], id.as_str());
+        assert_eq!(m.key.as_deref(), Some(id.as_bytes()), "key = subject");
+        assert_eq!(m.headers.get_str("type"), env["type"].as_str());
+        assert_eq!(m.headers.get_str("id"), env["id"].as_str());
+        mine.push(env["type"].as_str().expect("type").to_owned());
+    }
+    cancel.cancel();
+    assert_eq!(mine.first().map(String::as_str), Some("operation.started"));
+    assert!(
+        mine[1..mine.len() - 1]
+            .iter()
+            .all(|t| t == "operation.progress"),
+        "{mine:?}"
+    );
+}
