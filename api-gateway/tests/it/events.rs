@@ -1,11 +1,15 @@
-//! Events out of the gateway: the SSE stream at /api/v1/events, read back by a real
-//! HTTP client while a real load runs.
+//! Events out of the gateway: the SSE stream at /api/v1/events and the Kafka sink,
+//! read back by real clients while a real load runs.
 
 use std::time::Duration;
 
 use api_gateway::GatewayConfig;
+use api_gateway::events::config::KafkaSinkSettings;
+use api_gateway::events::{EventMode, EventSettings};
+use event_stream::kafka::{ConsumerSettings, KafkaConfig, KafkaReader, ProducerSettings};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use crate::support::{Dirs, gateway, get, http, post};
 
@@ -112,17 +116,7 @@ async fn a_bad_type_filter_names_the_field_and_health_reports_events() {
 // librdkafka's threads and the gateway's blocking work need more than one thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kafka_sink_publishes_a_loads_events_keyed_by_operation() {
-    use api_gateway::events::config::KafkaSinkSettings;
-    use api_gateway::events::{EventMode, EventSettings};
-    use event_stream::kafka::{ConsumerSettings, KafkaConfig, KafkaReader, ProducerSettings};
-    use tokio_util::sync::CancellationToken;
-
-    let Ok(broker) = std::env::var("HOSTBRIDGE_TEST_KAFKA") else {
-        assert!(
-            std::env::var("CI_REQUIRE_KAFKA").is_err(),
-            "CI_REQUIRE_KAFKA is set but HOSTBRIDGE_TEST_KAFKA is not"
-        );
-        eprintln!("skipping: HOSTBRIDGE_TEST_KAFKA not set (start the tansu broker, see .ci/run)");
+    let Some(broker) = crate::support::test_broker() else {
         return;
     };
     let topic = format!("events-test-{}", uuid::Uuid::new_v4().simple());

@@ -180,3 +180,21 @@ pub(crate) fn strategy_yaml(epochs: u32) -> String {
     yaml.replace("    epochs: 100", &format!("    epochs: {epochs}"))
         .replace("      enabled: true", "      enabled: false")
 }
+
+/// The Kafka-protocol test broker (`HOSTBRIDGE_TEST_KAFKA`), or `None` with a printed
+/// reason; with `CI_REQUIRE_KAFKA` set a missing broker fails the test instead.
+pub(crate) fn test_broker() -> Option<String> {
+    match std::env::var("HOSTBRIDGE_TEST_KAFKA") {
+        Ok(broker) if !broker.trim().is_empty() => Some(broker),
+        _ => {
+            assert!(
+                std::env::var("CI_REQUIRE_KAFKA").is_err(),
+                "CI_REQUIRE_KAFKA is set but HOSTBRIDGE_TEST_KAFKA is not"
+            );
+            eprintln!(
+                "skipping: HOSTBRIDGE_TEST_KAFKA not set (start the tansu broker, see .ci/run)"
+            );
+            None
+        }
+    }
+}
