@@ -42,9 +42,6 @@ pub const EVENTS_DROPPED_TOTAL: &str = "hostbridge_events_dropped_total";
 /// Prometheus counter of events published, by type.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "hostbridge_events_published_total";
 
-/// One envelope as the sinks share it.
-pub type EventMessage = Message<String, Arc<Envelope>>;
-
 /// The publisher. Cheap to clone.
 #[derive(Clone)]
 pub struct Events {
