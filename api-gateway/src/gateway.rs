@@ -329,7 +329,7 @@ impl Gateway {
         let closing = shutdown.clone();
         tokio::spawn(async move {
             closing.cancelled().await;
-            events.close_clients();
+            events.close_clients().await;
         });
         let orphans = self.ops.interrupted_at_open().to_vec();
         if !orphans.is_empty() {

@@ -39,7 +39,7 @@ async fn check(State(key): State<Arc<[u8]>>, request: Request, next: Next) -> Re
     }
 }
 
-fn presented(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim());
     }
@@ -52,7 +52,7 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
 
 /// Compares without stopping at the first difference, so the time taken does not
 /// tell an attacker how much of a guess was right.
-fn equal(given: &[u8], key: &[u8]) -> bool {
+pub(crate) fn equal(given: &[u8], key: &[u8]) -> bool {
     if given.len() != key.len() {
         return false;
     }

@@ -3,7 +3,7 @@
 //! use the `{success: true, data}` envelope; errors are `HostError` answers
 //! (`{success: false, error: {code, message, details}}`).
 
-mod auth;
+pub(crate) mod auth;
 mod data;
 pub mod openapi;
 mod training;
@@ -50,9 +50,22 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
         None => api,
     };
     let metrics = Metrics::install()?;
-    Ok(Router::new()
+    let router = Router::new()
         .nest(PREFIX, api)
-        .merge(metrics_router(metrics)))
+        .merge(metrics_router(metrics));
+    // Socket.IO (polling and the WebSocket upgrade) on its own route; it checks the API
+    // key on its namespace connections itself.
+    Ok(
+        match gateway
+            .events()
+            .socketio_service(gateway.config().api_key.clone())
+        {
+            Some(service) => router
+                .route_service("/socket.io/", service.clone())
+                .route_service("/socket.io", service),
+            None => router,
+        },
+    )
 }
 
 /// `GET /api/v1/health`: `{status, version, services: {data, training}}`, from cached

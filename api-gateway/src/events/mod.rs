@@ -5,7 +5,7 @@
 //! operations registry ──watch_all──┐
 //!                                  ├─ dispatcher (translate, throttle) ─▶ memory topic ─┬─▶ SSE clients
 //! Events::publish (data.loaded, …) ┘                                                    ├─▶ Kafka sink
-//!                                                                                       └─▶ (Socket.IO)
+//!                                                                                       └─▶ Socket.IO clients
 //! ```
 //!
 //! Producers never wait: `publish` is a `try_send` into a bounded queue (full = dropped
@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod kafka_sink;
+pub mod socketio;
 pub mod sse;
 pub mod translate;
 
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{EventMode, EventSettings};
 use kafka_sink::KafkaSinkState;
+use socketio::SocketIoSink;
 use translate::Translator;
 
 /// The in-process topic every sink subscribes to.
@@ -58,6 +60,7 @@ struct Inner {
     publish_dropped: AtomicU64,
     feed_lagged: AtomicU64,
     kafka: Option<Arc<KafkaSinkState>>,
+    socketio: Option<Arc<SocketIoSink>>,
     /// Ends every client subscription (SSE) when the gateway starts shutting down.
     clients: CancellationToken,
 }
@@ -111,6 +114,10 @@ impl Events {
             .kafka
             .as_ref()
             .map(|k| Arc::new(KafkaSinkState::new(&k.topic)));
+        let socketio = settings
+            .mode
+            .socketio()
+            .then(|| Arc::new(SocketIoSink::new()));
         Self {
             inner: Arc::new(Inner {
                 pending: Mutex::new(Some(Pending {
@@ -124,6 +131,7 @@ impl Events {
                 publish_dropped: AtomicU64::new(0),
                 feed_lagged: AtomicU64::new(0),
                 kafka,
+                socketio,
                 clients: CancellationToken::new(),
             }),
         }
@@ -134,9 +142,25 @@ impl Events {
         self.subscribe(self.inner.clients.child_token())
     }
 
-    /// Ends every client subscription (the gateway is shutting down).
-    pub fn close_clients(&self) {
+    /// Ends every client subscription and disconnects every Socket.IO client (the
+    /// gateway is shutting down: open streams must not hold up the drain).
+    pub async fn close_clients(&self) {
         self.inner.clients.cancel();
+        if let Some(socketio) = &self.inner.socketio {
+            socketio.close().await;
+        }
+    }
+
+    /// The Socket.IO service for `/socket.io/` (`None` when the mode has no Socket.IO
+    /// sink); connections must present `api_key` when it is set.
+    pub fn socketio_service(
+        &self,
+        api_key: Option<String>,
+    ) -> Option<socketioxide::service::SocketIoService<axum::Router>> {
+        self.inner
+            .socketio
+            .as_ref()
+            .map(|sink| sink.service(api_key))
     }
 
     /// The settings.
@@ -176,6 +200,11 @@ impl Events {
                 state.clone(),
             )));
         }
+        if let Some(sink) = &self.inner.socketio {
+            let reader = self.subscribe(stop.clone());
+            let sink = sink.clone();
+            sinks.push(tokio::spawn(async move { sink.run(reader).await }));
+        }
         let dispatcher = tokio::spawn(dispatch(
             self.clone(),
             pending,
@@ -195,6 +224,9 @@ impl Events {
         let mut sinks = serde_json::Map::new();
         if let Some(kafka) = &self.inner.kafka {
             sinks.insert("kafka".into(), kafka.report());
+        }
+        if let Some(socketio) = &self.inner.socketio {
+            sinks.insert("socketio".into(), socketio.report());
         }
         json!({
             "mode": self.inner.settings.mode.as_str(),

@@ -5,6 +5,7 @@
 mod api;
 mod data;
 mod events;
+mod socketio;
 mod stream;
 mod support;
 mod training;

@@ -198,3 +198,20 @@ pub(crate) fn test_broker() -> Option<String> {
         }
     }
 }
+
+/// Whether python3 can import `module` (a Python peer of a test); without it the test
+/// is skipped with a printed reason, or fails when `CI_REQUIRE_PYTHON_PEERS` is set.
+pub(crate) fn python_has(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI_REQUIRE_PYTHON_PEERS").is_err(),
+            "CI_REQUIRE_PYTHON_PEERS is set but python3 cannot import {module}"
+        );
+        eprintln!("skipping: python3 cannot import {module} (pip install it, see .ci/run)");
+    }
+    found
+}
