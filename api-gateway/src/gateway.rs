@@ -204,8 +204,10 @@ impl Gateway {
     pub fn start_load(
         &self,
         request: &crate::data::LoadRequest,
+        correlation_id: Option<String>,
     ) -> Result<host_service_base::operations::OperationInfo, HostError> {
-        let spec = request.validate()?;
+        let mut spec = request.validate()?;
+        spec.correlation_id = correlation_id;
         if spec.mode != crate::data::LoadMode::Local {
             self.require_data_provider()?;
         }
@@ -323,6 +325,15 @@ impl Gateway {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<ShutdownReport, GatewayError> {
+        // Watched before the probers start, so their first findings are announced.
+        if let Some(pool) = &self.data_pool {
+            self.events
+                .forward_health(pool.watch_changes(), shutdown.child_token());
+        }
+        if let Backend::Host(pool) = self.training.backend() {
+            self.events
+                .forward_health(pool.watch_changes(), shutdown.child_token());
+        }
         self.spawn_probers(&shutdown);
         let event_tasks = self.events.spawn();
         let events = self.events.clone();

@@ -5,10 +5,14 @@
 //! calls: a connect failure marks the instance down at once, so the next call does not
 //! wait for the prober. Calls never wait on a probe; when every instance is down they
 //! fail at once with a 503 naming the service.
+//!
+//! Every change of the pool's view of an instance (unknown → healthy, healthy → down,
+//! down → healthy) is announced once on [`HostPool::watch_changes`]; the gateway
+//! publishes them as `host.health_changed` events.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use data_host::provider::DataError;
@@ -16,6 +20,7 @@ use host_service_base::error::RemoteError;
 use host_service_base::health::HealthReport;
 use host_service_base::{AsyncHostService, CancellationToken, HostError};
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 /// How often the prober checks every instance.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -79,12 +84,39 @@ pub struct InstanceReport {
     pub error: Option<String>,
 }
 
+/// A change of the pool's view of one instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthChange {
+    /// The service (`data-host`, `training-host`).
+    pub service: String,
+    /// The instance's base URL.
+    pub url: String,
+    /// Its health now.
+    pub healthy: bool,
+    /// Its health before (`None`: not known yet).
+    pub previous: Option<bool>,
+    /// Why it is down, when it is.
+    pub reason: Option<String>,
+    /// Round trip of the probe that saw the change.
+    pub latency_ms: Option<f64>,
+    /// Instances of the service not known to be down, after the change.
+    pub instances_up: usize,
+    /// Instances of the service.
+    pub instances: usize,
+}
+
+/// Changes a subscriber may fall behind before it misses some.
+const CHANGES_BUFFER: usize = 256;
+
 /// Instances of one service.
 #[derive(Debug)]
 pub struct HostPool<C> {
     service: String,
     members: Vec<Arc<C>>,
     next: AtomicUsize,
+    /// The health of each member last announced on `changes`.
+    announced: Mutex<Vec<Option<bool>>>,
+    changes: broadcast::Sender<HealthChange>,
 }
 
 impl<C: AsyncHostService + 'static> HostPool<C> {
@@ -96,10 +128,13 @@ impl<C: AsyncHostService + 'static> HostPool<C> {
                 "a pool of {service} needs at least one instance"
             )));
         }
+        let announced = Mutex::new(vec![None; members.len()]);
         Ok(Self {
             service,
             members: members.into_iter().map(Arc::new).collect(),
             next: AtomicUsize::new(0),
+            announced,
+            changes: broadcast::channel(CHANGES_BUFFER).0,
         })
     }
 
@@ -165,6 +200,46 @@ impl<C: AsyncHostService + 'static> HostPool<C> {
         member
             .health_cache()
             .store(HealthReport::unhealthy(error.to_string(), None));
+        self.announce();
+    }
+
+    /// Every change of the pool's view of an instance from now on.
+    pub fn watch_changes(&self) -> broadcast::Receiver<HealthChange> {
+        self.changes.subscribe()
+    }
+
+    /// Announces each member whose last known health differs from what was last
+    /// announced. Compares with the cache rather than hooking each store, so a result
+    /// stored by any path is seen.
+    fn announce(&self) {
+        let mut announced = self
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now: Vec<Option<HealthReport>> = self.members.iter().map(|m| m.last_health()).collect();
+        let instances_up = now
+            .iter()
+            .filter(|h| h.as_ref().is_none_or(|h| h.healthy))
+            .count();
+        for (i, report) in now.iter().enumerate() {
+            let Some(report) = report else { continue };
+            if announced[i] == Some(report.healthy) {
+                continue;
+            }
+            let change = HealthChange {
+                service: self.service.clone(),
+                url: self.members[i].base_url().to_string(),
+                healthy: report.healthy,
+                previous: announced[i],
+                reason: report.error.clone(),
+                latency_ms: report.latency_ms,
+                instances_up,
+                instances: self.members.len(),
+            };
+            announced[i] = Some(report.healthy);
+            // No subscriber (no event publisher) is fine.
+            let _ = self.changes.send(change);
+        }
     }
 
     /// Runs `call` on a healthy instance; when it fails in a way another instance
@@ -206,6 +281,7 @@ impl<C: AsyncHostService + 'static> HostPool<C> {
             m.health_cache().store(report);
         });
         futures::future::join_all(probes).await;
+        self.announce();
     }
 
     /// Probes every [`PROBE_INTERVAL`] until `stop` fires.
@@ -295,10 +371,33 @@ mod tests {
         let p = pool(&[&url]);
         p.mark_down(&p.members()[0], &"connection refused");
         assert!(p.candidates().is_empty() && !p.any_up());
+        let mut changes = p.watch_changes();
         p.probe_all().await;
         assert!(p.any_up(), "{:?}", p.report());
         assert_eq!(p.candidates().len(), 1);
         assert_eq!(p.report()[0].healthy, Some(true));
+        let change = changes.try_recv().expect("announced");
+        assert!(change.healthy);
+        assert_eq!(change.previous, Some(false));
+        assert_eq!((change.instances_up, change.instances), (1, 1));
+        // The same view again announces nothing.
+        p.probe_all().await;
+        assert!(changes.try_recv().is_err());
+    }
+
+    #[test]
+    fn each_change_of_view_is_announced_once() {
+        let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        let mut changes = p.watch_changes();
+        p.mark_down(&p.members()[0], &"connection refused");
+        p.mark_down(&p.members()[0], &"connection refused");
+        let change = changes.try_recv().expect("announced");
+        assert_eq!(change.url, "http://127.0.0.1:1/");
+        assert!(!change.healthy);
+        assert_eq!(change.previous, None);
+        assert_eq!(change.reason.as_deref(), Some("connection refused"));
+        assert_eq!((change.instances_up, change.instances), (1, 2));
+        assert!(changes.try_recv().is_err(), "announced once");
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use host_service_base::server::Json;
 use host_service_base::{CancellationToken, HostError};
 use serde_json::json;
 
-use super::envelope;
+use super::{correlation_id, envelope};
 use crate::data::{LoadRequest, parse_symbol, parse_time, parse_timeframe};
 use crate::gateway::Gateway;
 
@@ -25,9 +25,11 @@ use crate::gateway::Gateway;
     ))]
 pub(super) async fn load(
     State(gateway): State<Gateway>,
+    headers: HeaderMap,
     Json(request): Json<LoadRequest>,
 ) -> Result<Response, HostError> {
-    let info = gateway.start_load(&request)?;
+    let correlation = correlation_id(&headers)?;
+    let info = gateway.start_load(&request, correlation)?;
     let body = envelope(json!({
         "operation_id": info.operation_id,
         "status": "started",
@@ -36,6 +38,7 @@ pub(super) async fn load(
         "timeframe": info.metadata["timeframe"],
         "mode": info.metadata["mode"],
         "source": info.metadata["source"],
+        "correlation_id": info.metadata["correlation_id"],
     }));
     Ok((StatusCode::ACCEPTED, body).into_response())
 }

@@ -10,7 +10,9 @@ mod training;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use host_service_base::HostError;
 use host_service_base::telemetry::{Metrics, metrics_router};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -23,6 +25,28 @@ pub const PREFIX: &str = "/api/v1";
 /// `{success: true, data}`.
 pub(crate) fn envelope(data: impl Serialize) -> axum::Json<Value> {
     axum::Json(json!({ "success": true, "data": data }))
+}
+
+/// The request header that names the chain a load or training belongs to.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// The `X-Correlation-ID` of a start request: at most 128 visible ASCII characters
+/// (a UUID, a ULID, a tracing id); anything else is refused naming the header.
+pub(crate) fn correlation_id(headers: &HeaderMap) -> Result<Option<String>, HostError> {
+    let Some(value) = headers.get(CORRELATION_HEADER) else {
+        return Ok(None);
+    };
+    let id =
+        value.to_str().ok().map(str::trim).filter(|id| {
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+        });
+    match id {
+        Some(id) => Ok(Some(id.to_owned())),
+        None => Err(HostError::bad_field(
+            "X-Correlation-ID",
+            "a correlation id is 1 to 128 visible ASCII characters without spaces",
+        )),
+    }
 }
 
 /// Every gateway route, with the API key check when a key is configured.

@@ -1,13 +1,13 @@
 //! Training routes: start a training run, list the strategies.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use host_service_base::HostError;
 use host_service_base::server::Json;
 use serde_json::json;
 
-use super::envelope;
+use super::{correlation_id, envelope};
 use crate::gateway::Gateway;
 use crate::training::TrainRequest;
 
@@ -21,9 +21,11 @@ use crate::training::TrainRequest;
     ))]
 pub(super) async fn start(
     State(gateway): State<Gateway>,
+    headers: HeaderMap,
     Json(request): Json<TrainRequest>,
 ) -> Result<Response, HostError> {
-    let task_id = gateway.training().start(&request).await?;
+    let correlation = correlation_id(&headers)?;
+    let task_id = gateway.training().start(&request, correlation).await?;
     let info = gateway.operations().get(&task_id);
     let metadata = info.map(|i| i.metadata).unwrap_or_default();
     let body = json!({
@@ -38,6 +40,7 @@ pub(super) async fn start(
             "strategy": metadata["strategy"],
             "symbols": metadata["symbols"],
             "timeframes": metadata["timeframes"],
+            "correlation_id": metadata["correlation_id"],
         },
     });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())

@@ -62,6 +62,9 @@ pub struct LoadSpec {
     pub start: Option<DateTime<Utc>>,
     /// Explicit end, if given.
     pub end: Option<DateTime<Utc>>,
+    /// The id of the chain this load belongs to (the `X-Correlation-ID` it was started
+    /// with); every event of the load carries it.
+    pub correlation_id: Option<String>,
 }
 
 /// Parses an ISO date or time given in `field`.
@@ -121,6 +124,7 @@ impl LoadRequest {
             mode,
             start,
             end,
+            correlation_id: None,
         })
     }
 }
@@ -231,6 +235,7 @@ impl DataManager {
                     "start_date": spec.start.map(|t| t.to_rfc3339()),
                     "end_date": spec.end.map(|t| t.to_rfc3339()),
                     "source": self.inner.provider.name(),
+                    "correlation_id": spec.correlation_id,
                 }),
             )
         };
@@ -371,6 +376,8 @@ impl DataManager {
 
         let mut fetched_bars = 0usize;
         let mut merged = MergeReport::default();
+        // The span of the segments whose bars were merged: `data.loaded`'s range.
+        let mut loaded: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
         let mut failures = Vec::new();
         for (i, segment) in segments.iter().enumerate() {
             if token.is_cancelled() {
@@ -408,6 +415,9 @@ impl DataManager {
                         merged.added += report.added;
                         merged.replaced += report.replaced;
                         merged.after = report.after;
+                        loaded = Some(loaded.map_or((segment.start, segment.end), |(s, e)| {
+                            (s.min(segment.start), e.max(segment.end))
+                        }));
                     }
                 }
                 Err(DataError::Cancelled) => return Err("cancelled".into()),
@@ -429,6 +439,10 @@ impl DataManager {
                 }
             }
             handle.progress(|p| {
+                // What is in the store already, should the load fail later.
+                p.context["bars_added"] = json!(merged.added);
+                p.context["bars_replaced"] = json!(merged.replaced);
+                p.context["loaded_range"] = range_json(loaded);
                 p.steps_completed = (i + 1) as u64;
                 p.items_processed = fetched_bars as u64;
                 p.percentage = 100.0 * (i + 1) as f64 / total.max(1) as f64;
@@ -457,12 +471,21 @@ impl DataManager {
             "bars_fetched": fetched_bars,
             "bars_added": merged.added,
             "bars_replaced": merged.replaced,
+            "loaded_range": range_json(loaded),
             "bars_before": bars_before,
             "bars_after": bars_after,
             "first_bar": coverage.map(|c| c.first),
             "last_bar": coverage.map(|c| c.last),
         }))
     }
+}
+
+/// `{start, end}` of what was merged, or null.
+fn range_json(range: Option<(DateTime<Utc>, DateTime<Utc>)>) -> serde_json::Value {
+    range.map_or(
+        serde_json::Value::Null,
+        |(start, end)| json!({"start": start, "end": end}),
+    )
 }
 
 /// Whether a failed segment ends the load. A lost connection, an unknown symbol, a

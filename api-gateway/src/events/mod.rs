@@ -35,6 +35,8 @@ use kafka_sink::KafkaSinkState;
 use socketio::SocketIoSink;
 use translate::Translator;
 
+use crate::pool::HealthChange;
+
 /// The in-process topic every sink subscribes to.
 const TOPIC: &str = "events";
 /// Envelopes `publish` queues before it drops.
@@ -179,6 +181,36 @@ impl Events {
     /// A subscriber of every envelope from now on, until `cancel` fires.
     pub fn subscribe(&self, cancel: CancellationToken) -> MemoryReader<String, Arc<Envelope>> {
         self.inner.bus.subscribe(TOPIC, cancel)
+    }
+
+    /// Publishes every change of a host pool's view as `host.health_changed` until
+    /// `stop` fires.
+    pub fn forward_health(
+        &self,
+        mut changes: broadcast::Receiver<HealthChange>,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let events = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let change = tokio::select! {
+                    () = stop.cancelled() => break,
+                    change = changes.recv() => change,
+                };
+                match change {
+                    Ok(change) => {
+                        if let Some(envelope) = translate::health_changed(&change) {
+                            events.publish(envelope);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        events.inner.feed_lagged.fetch_add(n, Ordering::Relaxed);
+                        metrics::counter!(EVENTS_DROPPED_TOTAL, "sink" => "feed").increment(n);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
     }
 
     /// Starts the dispatcher and the sinks; `None` if they were started already.

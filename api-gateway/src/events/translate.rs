@@ -1,5 +1,8 @@
 //! Operation changes → envelopes: `operation.started|progress|completed|failed|
-//! cancelled`, and `training.epoch` for every finished epoch of a training.
+//! cancelled`, `training.epoch` for every finished epoch of a training, and
+//! `data.loaded` (subject: the symbol) when a load ends having merged bars into the
+//! store — also when it fails or is cancelled after some segments were stored.
+//! [`health_changed`] makes `host.health_changed` of a host pool's change of view.
 //!
 //! Progress is throttled per operation (the newest state wins; the terminal event
 //! carries the final one). Epochs are read from the progress context a training mirror
@@ -15,6 +18,9 @@ use host_service_base::operations::{
     OperationEvent, OperationEventKind, OperationInfo, OperationStatus,
 };
 use serde_json::{Value, json};
+
+use crate::data::LOAD_OPERATION;
+use crate::pool::HealthChange;
 
 /// The `source` of the gateway's envelopes.
 pub const SOURCE: &str = "api-gateway";
@@ -85,6 +91,7 @@ impl Translator {
                         out.extend(envelope("training.epoch", op, epoch_data(op, epoch, true)));
                     }
                 }
+                out.extend(data_loaded(op));
                 let kind = match op.status {
                     OperationStatus::Completed => "operation.completed",
                     OperationStatus::Cancelled => "operation.cancelled",
@@ -111,6 +118,58 @@ fn envelope(event_type: &str, op: &OperationInfo, data: Value) -> Option<Envelop
             None
         }
     }
+}
+
+/// `host.health_changed` (subject: the service) for a change of a pool's view.
+pub fn health_changed(change: &HealthChange) -> Option<Envelope> {
+    let data = json!({
+        "service": change.service,
+        "url": change.url,
+        "mode": "host",
+        "healthy": change.healthy,
+        "previous": change.previous,
+        "reason": change.reason,
+        "latency_ms": change.latency_ms,
+        "instances_up": change.instances_up,
+        "instances": change.instances,
+    });
+    match Envelope::new("host.health_changed", SOURCE, data) {
+        Ok(env) => Some(env.with_subject(change.service.clone())),
+        Err(e) => {
+            tracing::error!(error = %e, "could not build host.health_changed");
+            None
+        }
+    }
+}
+
+/// `data.loaded` for a load that merged bars: the figures of its result, or of its
+/// last progress when it did not complete.
+fn data_loaded(op: &OperationInfo) -> Option<Envelope> {
+    if op.operation_type != LOAD_OPERATION {
+        return None;
+    }
+    let figures = op
+        .result_summary
+        .as_ref()
+        .filter(|r| r["bars_added"].is_u64())
+        .unwrap_or(&op.progress.context);
+    let added = figures["bars_added"].as_u64().unwrap_or(0);
+    let replaced = figures["bars_replaced"].as_u64().unwrap_or(0);
+    if added + replaced == 0 {
+        return None;
+    }
+    let symbol = op.metadata["symbol"].as_str()?.to_owned();
+    let data = json!({
+        "operation_id": op.operation_id,
+        "symbol": symbol,
+        "timeframe": op.metadata["timeframe"],
+        "bars_added": added,
+        "bars_replaced": replaced,
+        "bars_after": figures["bars_after"],
+        "range": figures["loaded_range"],
+        "status": op.status,
+    });
+    envelope("data.loaded", op, data).map(|env| env.with_subject(symbol))
 }
 
 fn operation_data(op: &OperationInfo) -> Value {

@@ -172,8 +172,13 @@ impl TrainingManager {
     }
 
     /// Validates the request, starts the session and its mirror; returns the task id.
-    /// Nothing is started when anything is invalid or the backend refuses.
-    pub async fn start(&self, request: &TrainRequest) -> Result<String, HostError> {
+    /// Nothing is started when anything is invalid or the backend refuses. The
+    /// operation carries `correlation_id` (and so does every event of it).
+    pub async fn start(
+        &self,
+        request: &TrainRequest,
+        correlation_id: Option<String>,
+    ) -> Result<String, HostError> {
         let yaml = self.strategy_yaml(request)?;
         let strategy = parse_strategy(&yaml).map_err(|e| strategy_error(&e))?;
         let overrides = Overrides {
@@ -201,6 +206,7 @@ impl TrainingManager {
             "mode": self.inner.backend.mode(),
             "instance": instance,
             "session_id": task_id,
+            "correlation_id": correlation_id,
         });
         let handle = match self
             .inner

@@ -182,3 +182,124 @@ async fn the_kafka_sink_publishes_a_loads_events_keyed_by_operation() {
         "{mine:?}"
     );
 }
+
+/// A host-mode gateway over one data-host on the simulator, with the SSE stream open:
+/// a load started with a correlation id carries it on every event, `data.loaded` names
+/// the symbol and the bars merged, and losing data-host is announced as
+/// `host.health_changed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_mode_load_events_carry_the_correlation_id_and_host_changes_are_announced() {
+    let sim = crate::support::simulator(Duration::ZERO).await;
+    let host = crate::support::data_host(&sim, 31).await;
+    let dirs = Dirs::empty();
+    let config = GatewayConfig {
+        data: api_gateway::ServiceMode::Host(vec![host.base.parse().expect("url")]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+    let response = http()
+        .get(format!("{}/api/v1/events", gw.base))
+        .send()
+        .await
+        .expect("events stream");
+    assert_eq!(response.status(), 200);
+
+    let answer = http()
+        .post(format!("{}/api/v1/data/load", gw.base))
+        .header("X-Correlation-ID", "chain-42")
+        .json(
+            &json!({"symbol": "AAPL", "timeframe": "1h", "mode": "backfill",
+            "start_date": "2025-02-01T00:00:00Z", "end_date": "2025-02-20T00:00:00Z"}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(answer.status(), 202);
+    let answer: Value = answer.json().await.expect("JSON");
+    assert_eq!(answer["data"]["correlation_id"], "chain-42");
+    let id = answer["data"]["operation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let mut events = read_sse(response, |name, env| {
+        name == "operation.completed" && env["subject"] == id.as_str()
+    })
+    .await;
+    let chain: Vec<&(String, Value)> = events
+        .iter()
+        .filter(|(_, env)| env["correlation_id"] == "chain-42")
+        .collect();
+    let names: Vec<&str> = chain.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"operation.started"), "{names:?}");
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["data.loaded", "operation.completed"],
+        "{names:?}"
+    );
+    let (_, loaded) = chain[chain.len() - 2];
+    assert_eq!(loaded["subject"], "AAPL");
+    assert_eq!(loaded["data"]["operation_id"], id.as_str());
+    assert_eq!(loaded["data"]["timeframe"], "1h");
+    assert!(loaded["data"]["bars_added"].as_u64() > Some(0), "{loaded}");
+    assert!(loaded["data"]["range"]["start"].is_string(), "{loaded}");
+    // Every event of the operation is in the chain.
+    assert!(
+        events
+            .iter()
+            .filter(|(_, env)| env["subject"] == id.as_str())
+            .all(|(_, env)| env["correlation_id"] == "chain-42")
+    );
+    events.clear();
+
+    // data-host goes away: the prober's finding is announced.
+    let response = http()
+        .get(format!("{}/api/v1/events?type=host.", gw.base))
+        .send()
+        .await
+        .expect("events stream");
+    drop(host);
+    let changes = read_sse(response, |_, env| env["data"]["healthy"] == false).await;
+    let (name, down) = changes.last().expect("a change");
+    assert_eq!(name, "host.health_changed");
+    assert_eq!(down["subject"], "data-host");
+    assert_eq!(down["data"]["service"], "data-host");
+    assert_eq!(down["data"]["mode"], "host");
+    assert_eq!(down["data"]["previous"], true);
+    assert_eq!(down["data"]["instances_up"], 0);
+    assert!(down["data"]["reason"].is_string(), "{down}");
+}
+
+#[tokio::test]
+async fn a_bad_correlation_id_is_refused_naming_the_header_and_starts_nothing() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    for bad in ["has space", &"x".repeat(129)] {
+        for (path, body) in [
+            (
+                "data/load",
+                json!({"symbol": "MSFT", "timeframe": "1d", "mode": "local"}),
+            ),
+            (
+                "trainings/start",
+                json!({"strategy_yaml": crate::support::strategy_yaml(1)}),
+            ),
+        ] {
+            let response = http()
+                .post(format!("{}/api/v1/{path}", gw.base))
+                .header("X-Correlation-ID", bad)
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(response.status(), 400, "{path}");
+            let body: Value = response.json().await.expect("JSON");
+            assert_eq!(
+                body["error"]["details"]["field"], "X-Correlation-ID",
+                "{body}"
+            );
+        }
+    }
+    let (_, ops) = get(&http(), &format!("{}/api/v1/operations", gw.base)).await;
+    assert_eq!(ops["total_count"], 0, "{ops}");
+}

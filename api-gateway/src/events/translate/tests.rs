@@ -41,13 +41,18 @@ fn a_load_starts_progresses_throttled_and_completes() {
     assert_eq!(later[0].data["progress"]["percentage"], 95.0);
     op.complete(json!({"bars_added": 12}));
     let end = drain(&mut t, &mut feed, t0 + Duration::from_millis(310));
-    assert_eq!(types(&end), ["operation.completed"]);
-    for env in burst.iter().chain(&later).chain(&end) {
+    assert_eq!(types(&end), ["data.loaded", "operation.completed"]);
+    for env in burst.iter().chain(&later).chain(&end[1..]) {
         assert_eq!(env.subject.as_deref(), Some(op.id()));
         assert_eq!(env.correlation_id.as_deref(), Some("c-1"));
         assert_eq!(env.source, SOURCE);
     }
-    assert_eq!(end[0].data["result_summary"]["bars_added"], 12);
+    // data.loaded is about the symbol, and still in the load's chain.
+    assert_eq!(end[0].subject.as_deref(), Some("AAPL"));
+    assert_eq!(end[0].correlation_id.as_deref(), Some("c-1"));
+    assert_eq!(end[0].data["bars_added"], 12);
+    assert_eq!(end[0].data["operation_id"], op.id());
+    assert_eq!(end[1].data["result_summary"]["bars_added"], 12);
     assert_eq!(t.tracked(), 0, "nothing kept for a finished operation");
 }
 
@@ -108,4 +113,43 @@ fn every_epoch_is_announced_once_and_missed_ones_are_backfilled() {
     );
     assert_eq!(got[1].data["total_epochs"], 4);
     assert_eq!(got[1].data["train_loss"], 1.0);
+}
+
+#[test]
+fn a_load_that_stored_nothing_sends_no_data_loaded_and_a_failed_one_that_did_does() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::ZERO);
+    let nothing = ops.create("data_load", json!({"symbol": "IBM", "timeframe": "1d"}));
+    nothing.start();
+    nothing.complete(json!({"bars_added": 0, "bars_replaced": 0}));
+    let partial = ops.create("data_load", json!({"symbol": "MSFT", "timeframe": "1h"}));
+    partial.start();
+    partial.progress(|p| {
+        p.context = json!({
+            "bars_added": 40,
+            "bars_replaced": 2,
+            "loaded_range": {"start": "2024-01-01T00:00:00Z", "end": "2024-01-08T00:00:00Z"},
+        });
+    });
+    partial.fail("segment 2/3 failed: connection lost");
+    let envs = drain(&mut t, &mut feed, Instant::now());
+    assert_eq!(
+        types(&envs),
+        [
+            "operation.started",
+            "operation.completed",
+            "operation.started",
+            "operation.progress",
+            "data.loaded",
+            "operation.failed"
+        ]
+    );
+    let loaded = &envs[4];
+    assert_eq!(loaded.subject.as_deref(), Some("MSFT"));
+    assert_eq!(loaded.data["bars_added"], 40);
+    assert_eq!(loaded.data["bars_replaced"], 2);
+    assert_eq!(loaded.data["status"], "failed");
+    assert_eq!(loaded.data["range"]["end"], "2024-01-08T00:00:00Z");
+    assert_eq!(loaded.data["timeframe"], "1h");
 }
