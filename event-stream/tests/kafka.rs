@@ -21,7 +21,9 @@ use event_stream::kafka::{
 use event_stream::typed::{Codecs, TypedReader};
 use event_stream::{AsyncReader, AsyncWriter, Envelope, Message, RawMessage, Reader, StreamError};
 use futures::StreamExt;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -446,6 +448,90 @@ async fn group_lag_is_end_minus_committed() {
     cancel.cancel();
     drain_to_end(&mut reader).await;
     reader.close().await.expect("close");
+}
+
+/// Puts `counts[p]` messages on partition `p` of `topic`.
+fn produce_per_partition(config: &KafkaConfig, topic: &str, counts: &[usize]) {
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .create()
+        .expect("producer");
+    for (partition, &count) in counts.iter().enumerate() {
+        for i in 0..count {
+            let payload = format!("p{partition}-{i}");
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(topic)
+                        .partition(i32::try_from(partition).expect("small"))
+                        .payload(&payload),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+        }
+    }
+    producer.flush(WAIT).expect("delivered");
+}
+
+/// Commits `offsets` for `group` the way a member that stopped there would have.
+fn commit_for(config: &KafkaConfig, group: &str, offsets: &[(&str, i32, i64)]) {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &(topic, partition, offset) in offsets {
+        tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+            .expect("valid offset");
+    }
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+// What `hostbridge topics lag GROUP` runs (group_lag with no topic named): the lag is
+// end - committed on every partition, end - start where the group never committed, and
+// only topics the group committed on are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_lag_of_every_committed_topic_is_right_per_partition() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let topic = unique("lag3");
+    let untouched = unique("lag-other");
+    mock.create_topic(&topic, 3, 1).expect("mock topic");
+    mock.create_topic(&untouched, 1, 1).expect("mock topic");
+    let config = KafkaConfig::new(mock.bootstrap_servers());
+    let produced = [5usize, 7, 3];
+    produce_per_partition(&config, &topic, &produced);
+    produce_per_partition(&config, &untouched, &[4]);
+    let group = unique("lag3");
+    commit_for(&config, &group, &[(&topic, 0, 2), (&topic, 1, 7)]);
+
+    let admin = KafkaAdmin::new(&config)
+        .expect("admin")
+        .with_timeout(Duration::from_secs(10));
+    for named in [vec![], vec![topic.as_str()]] {
+        let lag = tokio::time::timeout(WAIT, admin.group_lag(&group, &named))
+            .await
+            .expect("in time")
+            .expect("lag");
+        let rows: Vec<(&str, i32, Option<i64>, i64, i64)> = lag
+            .iter()
+            .map(|l| (l.topic.as_str(), l.partition, l.committed, l.end, l.lag))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (topic.as_str(), 0, Some(2), 5, 3),
+                (topic.as_str(), 1, Some(7), 7, 0),
+                (topic.as_str(), 2, None, 3, 3),
+            ],
+            "topics named: {named:?}"
+        );
+    }
+    let nobody = tokio::time::timeout(WAIT, admin.group_lag(&unique("nobody"), &[]))
+        .await
+        .expect("in time")
+        .expect("lag");
+    assert_eq!(nobody, [], "a group without commits has no topics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,6 +61,23 @@ impl GatewayClient {
             .await
     }
 
+    /// GET `path` and return the answer as soon as its head arrives, for a body that
+    /// streams (Server-Sent Events): the timeout covers the head only.
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, HostError> {
+        self.request(Method::GET, path)
+            .query(query)
+            .header(
+                HeaderName::from_static("accept"),
+                HeaderValue::from_static("text/event-stream"),
+            )
+            .send()
+            .await
+    }
+
     /// POST a JSON body (not replayed once sent).
     pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,

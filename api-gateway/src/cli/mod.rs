@@ -3,8 +3,11 @@
 //! command.
 
 pub mod client;
+pub mod events;
 pub mod serve;
+pub mod sse;
 pub mod stream;
+pub mod topics;
 pub mod watch;
 
 use std::path::Path;
@@ -74,6 +77,11 @@ pub enum Command {
     /// a file.
     #[command(subcommand)]
     Stream(stream::StreamCommand),
+    /// Kafka topics: apply the catalogue (`setup`), `list`, `describe`, a group's `lag`.
+    Topics(topics::TopicsArgs),
+    /// Live events: `tail` the gateway's event stream or the Kafka events topic.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 /// `hostbridge data ...`.
@@ -200,6 +208,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         };
     }
+    if let Command::Topics(args) = cli.command {
+        return match topics::run(args, cli.json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostbridge: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     let client = match GatewayClient::new(&cli.url, cli.api_key.as_deref()) {
         Ok(client) => client,
         Err(e) => {
@@ -207,6 +224,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Events(command) = cli.command {
+        return match events::run(command, &client, cli.json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostbridge: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let out = Output {
         json: cli.json,
         quiet: cli.quiet,
@@ -252,7 +278,7 @@ async fn client_command(
     out: Output,
 ) -> Result<u8, HostError> {
     match command {
-        Command::Serve(_) | Command::Stream(_) => Ok(2),
+        Command::Serve(_) | Command::Stream(_) | Command::Topics(_) | Command::Events(_) => Ok(2),
         Command::Health => health(client, out).await,
         Command::Data(DataCommand::Load {
             symbol,

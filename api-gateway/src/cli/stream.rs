@@ -14,7 +14,8 @@ use data_host::store::{Store, StoreFormat};
 use event_stream::codec::{Json, Utf8};
 use event_stream::file::{self, ReadOptions};
 use event_stream::kafka::{
-    ConsumerSettings, KafkaConfig, KafkaReader, KafkaWriter, ProducerSettings,
+    ConsumerSettings, ENV_BOOTSTRAP_SERVERS, KafkaConfig, KafkaReader, KafkaWriter,
+    MARKET_DATA_TOPIC, OffsetReset, ProducerSettings,
 };
 use event_stream::replay::{self, MarketBar, ReplayOptions, StdoutWriter};
 use event_stream::typed::{Codecs, TypedWriter};
@@ -25,9 +26,6 @@ use crate::data::{parse_symbol, parse_time, parse_timeframe};
 
 /// Extra wait for the first message of an `--idle-exit` tail (a consumer group join).
 const FIRST_MESSAGE_GRACE: Duration = Duration::from_secs(30);
-
-/// The market-data topic of DESIGN.md's catalogue.
-pub const MARKET_DATA_TOPIC: &str = "hostbridge.market-data";
 
 /// `hostbridge stream ...`.
 #[derive(Subcommand, Debug)]
@@ -67,9 +65,50 @@ pub struct Transport {
     /// NDJSON file.
     #[arg(long, default_value = "market-data.ndjson")]
     pub file: PathBuf,
+    /// Kafka brokers.
+    #[command(flatten)]
+    pub brokers: Brokers,
+}
+
+/// The brokers flag of every command that talks to Kafka.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Brokers {
     /// Kafka brokers (host:port, comma list).
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    #[arg(long, visible_alias = "brokers", env = ENV_BOOTSTRAP_SERVERS, global = true)]
     pub bootstrap_servers: Option<String>,
+}
+
+impl Brokers {
+    /// The client settings, or an error naming the flag and the variable.
+    pub fn config(&self) -> Result<KafkaConfig, StreamCliError> {
+        let servers = self.bootstrap_servers.clone().ok_or_else(|| {
+            StreamCliError::BadFlag(
+                "--bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS) is required for Kafka".into(),
+            )
+        })?;
+        // Checks the host:port form, so a typo is named before any connection attempt.
+        let config = KafkaConfig::from_lookup(|_| Some(servers.clone()))
+            .map_err(|e| StreamCliError::BadFlag(format!("--bootstrap-servers: {e}")))?;
+        Ok(config.with_client_id("hostbridge-cli"))
+    }
+}
+
+/// A reader of `topic` in `group`, or in a fresh group of its own that nobody else
+/// shares (what a tail wants: its commits disturb no one).
+pub fn tail_reader(
+    config: &KafkaConfig,
+    topic: &str,
+    group: Option<String>,
+    start: OffsetReset,
+    cancel: CancellationToken,
+) -> Result<KafkaReader, StreamError> {
+    let group = group.unwrap_or_else(|| format!("hostbridge-tail-{}", uuid::Uuid::new_v4()));
+    // A short session lets the group form quickly (the broker waits up to a session
+    // timeout for other members before the first assignment).
+    let settings = ConsumerSettings::new(group)
+        .with_session_timeout_ms(6000)
+        .with_auto_offset_reset(start);
+    KafkaReader::new(config, settings, &[topic], cancel)
 }
 
 /// `hostbridge stream replay SYMBOL TF`.
@@ -142,6 +181,15 @@ pub enum StreamCliError {
 
 /// Runs a `stream` command; Ctrl-C stops it cleanly (flushing and committing).
 pub async fn run(command: StreamCommand) -> Result<(), StreamCliError> {
+    let cancel = cancel_on_ctrl_c();
+    match command {
+        StreamCommand::Replay(args) => replay_command(args, cancel).await,
+        StreamCommand::Tail(args) => tail_command(args, cancel).await,
+    }
+}
+
+/// A token cancelled when the user presses Ctrl-C.
+pub fn cancel_on_ctrl_c() -> CancellationToken {
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
@@ -149,10 +197,7 @@ pub async fn run(command: StreamCommand) -> Result<(), StreamCliError> {
             on_ctrl_c.cancel();
         }
     });
-    match command {
-        StreamCommand::Replay(args) => replay_command(args, cancel).await,
-        StreamCommand::Tail(args) => tail_command(args, cancel).await,
-    }
+    cancel
 }
 
 fn bad(flag: &str, e: impl std::fmt::Display) -> StreamCliError {
@@ -205,15 +250,6 @@ pub fn stored_bars(
         .collect())
 }
 
-fn kafka_config(transport: &Transport) -> Result<KafkaConfig, StreamCliError> {
-    let servers = transport.bootstrap_servers.as_deref().ok_or_else(|| {
-        StreamCliError::BadFlag(
-            "--bootstrap-servers (or KAFKA_BOOTSTRAP_SERVERS) is required for Kafka".into(),
-        )
-    })?;
-    Ok(KafkaConfig::new(servers).with_client_id("hostbridge-cli"))
-}
-
 fn codecs() -> Codecs<String, Envelope> {
     Codecs::new(Utf8, Json)
 }
@@ -236,7 +272,7 @@ async fn replay_command(args: ReplayArgs, cancel: CancellationToken) -> Result<(
         Sink::Stdout => Box::new(StdoutWriter::default()),
         Sink::File => Box::new(file::async_writer(&args.transport.file)?),
         Sink::Kafka => {
-            let config = kafka_config(&args.transport)?;
+            let config = args.transport.brokers.config()?;
             let settings = ProducerSettings::from_env()?;
             Box::new(KafkaWriter::new(&config, settings, &args.transport.topic)?)
         }
@@ -270,18 +306,12 @@ async fn tail_command(args: TailArgs, cancel: CancellationToken) -> Result<(), S
             tail_with_idle(reader, args.limit, args.idle_exit, cancel, print).await?
         }
         Source::Kafka => {
-            let config = kafka_config(&args.transport)?;
-            let group = args
-                .group
-                .clone()
-                .unwrap_or_else(|| format!("hostbridge-tail-{}", uuid::Uuid::new_v4()));
-            // A short session lets the group form quickly (the broker waits up to a
-            // session timeout for other members before the first assignment).
-            let settings = ConsumerSettings::new(group).with_session_timeout_ms(6000);
-            let reader = KafkaReader::new(
+            let config = args.transport.brokers.config()?;
+            let reader = tail_reader(
                 &config,
-                settings,
-                &[args.transport.topic.as_str()],
+                &args.transport.topic,
+                args.group.clone(),
+                OffsetReset::Earliest,
                 cancel.clone(),
             )?;
             tail_with_idle(reader, args.limit, args.idle_exit, cancel, print).await?

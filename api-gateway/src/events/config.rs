@@ -12,12 +12,12 @@ pub const EVENT_MODE: &str = "EVENT_MODE";
 /// Kafka brokers, required by `kafka` and `both`.
 pub const KAFKA_BOOTSTRAP_SERVERS: &str = "KAFKA_BOOTSTRAP_SERVERS";
 /// The events topic (default `hostbridge.events`).
-pub const KAFKA_EVENTS_TOPIC: &str = "KAFKA_EVENTS_TOPIC";
+pub const KAFKA_EVENTS_TOPIC: &str = event_stream::kafka::catalogue::ENV_EVENTS_TOPIC;
 /// Progress events per second and operation at most (default 4).
 pub const EVENT_PROGRESS_PER_SECOND: &str = "EVENT_PROGRESS_PER_SECOND";
 
 /// The events topic of the catalogue.
-pub const DEFAULT_EVENTS_TOPIC: &str = "hostbridge.events";
+pub const DEFAULT_EVENTS_TOPIC: &str = event_stream::kafka::catalogue::EVENTS_TOPIC;
 
 /// Which sinks publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

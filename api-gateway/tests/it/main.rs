@@ -3,9 +3,12 @@
 //! data-host / training-host routers as hosts.
 
 mod api;
+mod cli_events;
+mod cli_watch;
 mod data;
 mod events;
 mod socketio;
 mod stream;
 mod support;
+mod topics;
 mod training;

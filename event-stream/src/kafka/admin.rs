@@ -1,16 +1,20 @@
 //! [`KafkaAdmin`]: topic creation and description, and a consumer group's lag — what
 //! `hostbridge topics setup|list|describe|lag` is built on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
 use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
 
 use super::config::KafkaConfig;
 use super::context::{TracingContext, join_error, kafka_error};
@@ -26,7 +30,7 @@ pub enum TopicCreation {
 }
 
 /// A topic as the cluster describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TopicInfo {
     /// The name.
     pub name: String,
@@ -39,7 +43,7 @@ pub struct TopicInfo {
 }
 
 /// How far a group is behind on one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionLag {
     /// Topic.
     pub topic: String,
@@ -128,41 +132,62 @@ impl KafkaAdmin {
 
     /// Partitions, replication and configuration of `name`; `None` if it does not exist.
     pub async fn describe_topic(&self, name: &str) -> Result<Option<TopicInfo>, StreamError> {
+        Ok(self.describe_topics(&[name]).await?.into_iter().next())
+    }
+
+    /// [`KafkaAdmin::describe_topic`] of each of `names` that exists, in the order
+    /// given: one metadata and one configuration request for all of them.
+    pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicInfo>, StreamError> {
         let metadata = self.metadata().await?;
-        let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else {
-            return Ok(None);
-        };
-        if topic.error().is_some() || topic.partitions().is_empty() {
-            return Ok(None);
+        let mut infos = Vec::with_capacity(names.len());
+        for &name in names {
+            let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else {
+                continue;
+            };
+            if topic.error().is_some() || topic.partitions().is_empty() {
+                continue;
+            }
+            let replication = topic
+                .partitions()
+                .iter()
+                .find(|p| p.id() == 0)
+                .map_or(0, |p| p.replicas().len());
+            infos.push(TopicInfo {
+                name: name.to_owned(),
+                partitions: topic.partitions().len(),
+                replication,
+                configs: BTreeMap::new(),
+            });
         }
-        let partitions = topic.partitions().len();
-        let replication = topic
-            .partitions()
+        if infos.is_empty() {
+            return Ok(infos);
+        }
+        let resources: Vec<ResourceSpecifier<'_>> = infos
             .iter()
-            .find(|p| p.id() == 0)
-            .map_or(0, |p| p.replicas().len());
+            .map(|i| ResourceSpecifier::Topic(&i.name))
+            .collect();
         let described = self
             .client
-            .describe_configs([&ResourceSpecifier::Topic(name)], &self.options())
+            .describe_configs(&resources, &self.options())
             .await
-            .map_err(|e| kafka_error(&format!("describing topic {name}"), e))?;
-        let mut configs = BTreeMap::new();
+            .map_err(|e| kafka_error("describing topics", e))?;
         for resource in described {
             let resource = resource.map_err(|code| {
-                StreamError::transport("kafka", format!("describing topic {name}: {code}"))
+                StreamError::transport("kafka", format!("describing topics: {code}"))
             })?;
-            for entry in resource.entries {
-                if let Some(value) = entry.value {
-                    configs.insert(entry.name, value);
-                }
+            let OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
+                continue;
+            };
+            if let Some(info) = infos.iter_mut().find(|i| &i.name == name) {
+                info.configs.extend(
+                    resource
+                        .entries
+                        .into_iter()
+                        .filter_map(|entry| entry.value.map(|value| (entry.name, value))),
+                );
             }
         }
-        Ok(Some(TopicInfo {
-            name: name.to_owned(),
-            partitions,
-            replication,
-            configs,
-        }))
+        Ok(infos)
     }
 
     /// Every topic's name except internal ones (`__consumer_offsets`…), sorted.
@@ -190,7 +215,8 @@ impl KafkaAdmin {
             .map_err(|e| kafka_error("fetching metadata", e))
     }
 
-    /// Committed offset, end offset and lag of `group` on every partition of `topics`.
+    /// Committed offset, end offset and lag of `group` on every partition of `topics`;
+    /// with no topics, of every topic the group has committed an offset on.
     pub async fn group_lag(
         &self,
         group: &str,
@@ -222,8 +248,21 @@ fn lag_of(
     let metadata = consumer
         .fetch_metadata(None, timeout)
         .map_err(|e| kafka_error("fetching metadata", e))?;
+    // Without names, ask about every topic and keep those the group committed on:
+    // librdkafka's consumer cannot list a group's topics directly.
+    let every_topic = topics.is_empty();
+    let names: Vec<&str> = if every_topic {
+        metadata
+            .topics()
+            .iter()
+            .map(|t| t.name())
+            .filter(|n| !n.starts_with("__"))
+            .collect()
+    } else {
+        topics.iter().map(String::as_str).collect()
+    };
     let mut wanted = TopicPartitionList::new();
-    for name in topics {
+    for name in names {
         let topic = metadata
             .topics()
             .iter()
@@ -236,9 +275,20 @@ fn lag_of(
     let committed = consumer
         .committed_offsets(wanted, timeout)
         .map_err(|e| kafka_error("reading committed offsets", e))?;
+    // Every topic with a commit on any of its partitions, so a listing of all topics
+    // fetches end offsets only where the group has been.
+    let committed_on: BTreeSet<String> = committed
+        .elements()
+        .iter()
+        .filter(|e| matches!(e.offset(), Offset::Offset(_)))
+        .map(|e| e.topic().to_owned())
+        .collect();
     let mut lags = Vec::with_capacity(committed.count());
     for element in committed.elements() {
         let (topic, partition) = (element.topic(), element.partition());
+        if every_topic && !committed_on.contains(topic) {
+            continue;
+        }
         let (start, end) = consumer
             .fetch_watermarks(topic, partition, timeout)
             .map_err(|e| kafka_error(&format!("end offset of {topic}/{partition}"), e))?;

@@ -8,13 +8,15 @@
 //!   acknowledged is committed — on `commit`, when stopping, and before a rebalance takes
 //!   partitions away — so a new member of the group resumes right after the last
 //!   acknowledged message.
-//! - The admin helpers create and describe topics and report a group's lag.
+//! - The admin helpers create and describe topics and report a group's lag; the
+//!   [`catalogue`] is the design's set of topics and the setup that applies it.
 //!
 //! Settings come from [`KafkaConfig`] (shared by every client), [`ProducerSettings`] and
 //! [`ConsumerSettings`]; the `KAFKA_*` environment variables of the design are read by
 //! their `from_env` constructors.
 
 mod admin;
+pub mod catalogue;
 mod config;
 mod context;
 mod delivery;
@@ -25,6 +27,7 @@ mod sync_reader;
 mod writer;
 
 pub use admin::{KafkaAdmin, PartitionLag, TopicCreation, TopicInfo};
+pub use catalogue::{Catalogue, MARKET_DATA_TOPIC, SetupReport, TopicSpec, TopicStatus};
 pub use config::{ConsumerSettings, ENV_BOOTSTRAP_SERVERS, KafkaConfig, OffsetReset};
 pub use producer_config::{
     Compression, ENV_BATCH_SIZE, ENV_COMPRESSION, ENV_LINGER_MS, ProducerSettings,
