@@ -34,6 +34,10 @@ pub struct KafkaSinkState {
     connected: Mutex<Option<bool>>,
     written: AtomicU64,
     delivered: AtomicU64,
+    /// Delivered by writers replaced after a fatal producer error.
+    delivered_before: AtomicU64,
+    /// Producers replaced after a fatal error.
+    replaced: AtomicU64,
     dropped: AtomicU64,
     queued: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -49,6 +53,8 @@ impl KafkaSinkState {
             connected: Mutex::new(None),
             written: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            delivered_before: AtomicU64::new(0),
+            replaced: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -103,6 +109,7 @@ impl KafkaSinkState {
             "delivered": self.delivered.load(Ordering::Relaxed),
             "queued": self.queued.load(Ordering::Relaxed),
             "dropped": self.dropped.load(Ordering::Relaxed),
+            "producers_replaced": self.replaced.load(Ordering::Relaxed),
             "last_error": *self.last_error.lock().unwrap_or_else(PoisonError::into_inner),
         })
     }
@@ -149,6 +156,12 @@ pub(super) async fn run(
                 if since_flush > 0 {
                     flush(&mut writer, &state, &reader).await;
                     since_flush = 0;
+                    if let Some(fatal) = writer.fatal_error() {
+                        match replace(&settings, &state, &writer, &fatal) {
+                            Some(fresh) => writer = fresh,
+                            None => break,
+                        }
+                    }
                 } else if !state.connected() {
                     // Idle and down: look again, so health turns green when it is back.
                     probe(&settings, &state).await;
@@ -163,6 +176,31 @@ pub(super) async fn run(
     let outcome = writer.close().await;
     settle(&writer, &state, &reader, outcome);
     state.running.store(false, Ordering::Relaxed);
+}
+
+/// A new writer in place of one whose producer failed fatally; what the old one still
+/// held is lost and counted. `None` when no producer can be made (bad settings).
+fn replace(
+    settings: &KafkaSinkSettings,
+    state: &KafkaSinkState,
+    old: &KafkaWriter,
+    fatal: &str,
+) -> Option<KafkaWriter> {
+    tracing::warn!(topic = %settings.topic, error = %fatal, "kafka event producer failed fatally; starting a new one");
+    let stats = old.stats();
+    state.drop_events(stats.written.saturating_sub(stats.delivered + stats.failed));
+    state
+        .delivered_before
+        .fetch_add(stats.delivered, Ordering::Relaxed);
+    state.replaced.fetch_add(1, Ordering::Relaxed);
+    state.set_connected(false, Some(format!("producer failed fatally: {fatal}")));
+    match KafkaWriter::new(&settings.config, settings.producer.clone(), &settings.topic) {
+        Ok(writer) => Some(writer),
+        Err(e) => {
+            state.set_connected(false, Some(e.to_string()));
+            None
+        }
+    }
 }
 
 async fn write(writer: &mut KafkaWriter, state: &KafkaSinkState, envelope: &Envelope) {
@@ -193,7 +231,10 @@ fn settle(
     outcome: Result<(), StreamError>,
 ) {
     let stats = writer.stats();
-    state.delivered.store(stats.delivered, Ordering::Relaxed);
+    state.delivered.store(
+        state.delivered_before.load(Ordering::Relaxed) + stats.delivered,
+        Ordering::Relaxed,
+    );
     state.queued.store(
         stats.written.saturating_sub(stats.delivered + stats.failed) + reader.queued() as u64,
         Ordering::Relaxed,

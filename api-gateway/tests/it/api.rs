@@ -280,14 +280,7 @@ async fn metrics_are_served() {
     let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
     let http = http();
     let _ = get(&http, &format!("{}/api/v1/health", gw.base)).await;
-    let text = http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::support::text(&format!("{}/metrics", gw.base)).await;
     assert!(
         text.contains("http_requests") || text.contains("hostbridge"),
         "{text}"

@@ -27,6 +27,27 @@ async fn start_local_load(base: &str) -> String {
         .to_owned()
 }
 
+/// Gateway settings publishing to `topic` on `config`'s broker.
+fn kafka_gateway(
+    dirs: &Dirs,
+    config: &KafkaConfig,
+    producer: ProducerSettings,
+    topic: &str,
+) -> api_gateway::GatewaySettings {
+    api_gateway::GatewaySettings {
+        events: EventSettings {
+            mode: EventMode::Kafka,
+            kafka: Some(KafkaSinkSettings {
+                config: config.clone(),
+                producer,
+                topic: topic.to_owned(),
+            }),
+            ..EventSettings::default()
+        },
+        ..dirs.settings(GatewayConfig::default())
+    }
+}
+
 /// Reads SSE events (`event:` name, `data:` JSON) until `stop` says so.
 async fn read_sse(
     response: reqwest::Response,
@@ -122,18 +143,7 @@ async fn the_kafka_sink_publishes_a_loads_events_keyed_by_operation() {
     let topic = format!("events-test-{}", uuid::Uuid::new_v4().simple());
     let config = KafkaConfig::new(broker.as_str());
     let dirs = Dirs::sample();
-    let settings = api_gateway::GatewaySettings {
-        events: EventSettings {
-            mode: EventMode::Kafka,
-            kafka: Some(KafkaSinkSettings {
-                config: config.clone(),
-                producer: ProducerSettings::default(),
-                topic: topic.clone(),
-            }),
-            ..EventSettings::default()
-        },
-        ..dirs.settings(GatewayConfig::default())
-    };
+    let settings = kafka_gateway(&dirs, &config, ProducerSettings::default(), &topic);
     let (gw, _) = gateway(settings).await;
     let id = start_local_load(&gw.base).await;
 
@@ -302,4 +312,99 @@ async fn a_bad_correlation_id_is_refused_naming_the_header_and_starts_nothing() 
     }
     let (_, ops) = get(&http(), &format!("{}/api/v1/operations", gw.base)).await;
     assert_eq!(ops["total_count"], 0, "{ops}");
+}
+
+/// The Kafka sink's figures from `/api/v1/health`.
+async fn kafka_sink(base: &str) -> Value {
+    let (_, health) = get(&http(), &format!("{base}/api/v1/health")).await;
+    health["events"]["sinks"]["kafka"].clone()
+}
+
+/// Polls the Kafka sink's figures until `check` accepts them (bounded: 600 polls).
+async fn wait_sink(base: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut sink = Value::Null;
+    for _ in 0..600 {
+        sink = kafka_sink(base).await;
+        if check(&sink) {
+            return sink;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the kafka sink never reached {what}: {sink}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_broker_gone_requests_answer_drops_are_counted_and_events_flow_again_after() {
+    let Some(mut broker) = crate::support::OwnBroker::start().await else {
+        return;
+    };
+    let config = KafkaConfig::new(broker.address().as_str());
+    let dirs = Dirs::sample();
+    // Shorter than the gateway's 5 s / 10 s, so the outage shows sooner.
+    let producer = ProducerSettings {
+        flush_timeout: Duration::from_secs(2),
+        message_timeout_ms: 3000,
+        ..ProducerSettings::default()
+    };
+    let settings = kafka_gateway(&dirs, &config, producer, "hostbridge.events");
+    let (gw, _) = gateway(settings).await;
+    let id = start_local_load(&gw.base).await;
+    crate::support::wait_terminal(&http(), &gw.base, &id).await;
+    let before = wait_sink(&gw.base, "delivered", |s| {
+        s["connected"] == true && s["delivered"].as_u64() >= Some(3)
+    })
+    .await;
+    assert_eq!(before["dropped"], 0);
+
+    // The broker goes away. Every request still answers, every load still completes.
+    broker.cut();
+    let mut dropped = 0;
+    for round in 0..2 {
+        for _ in 0..5 {
+            let id = start_local_load(&gw.base).await;
+            let op = crate::support::wait_terminal(&http(), &gw.base, &id).await;
+            assert_eq!(op["status"], "completed");
+        }
+        // What could not be delivered is dropped and counted, and health says why.
+        let sink = wait_sink(&gw.base, "more drops", |s| {
+            s["connected"] == false && s["dropped"].as_u64() > Some(dropped)
+        })
+        .await;
+        assert!(sink["last_error"].is_string(), "{sink}");
+        dropped = sink["dropped"].as_u64().expect("dropped");
+        let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+        assert_eq!(health["status"], "degraded", "round {round}: {health}");
+    }
+    let metrics = crate::support::text(&format!("{}/metrics", gw.base)).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hostbridge_events_dropped_total{sink=\"kafka\"}")),
+        "{metrics}"
+    );
+
+    // It comes back: without a restart of the gateway, new events are delivered.
+    broker.restore().await;
+    // Loads go on meanwhile (librdkafka reconnects with backoff, and a producer the
+    // broker no longer accepts is replaced on the next flush): until one load's events
+    // are delivered, bounded.
+    let delivered = kafka_sink(&gw.base).await["delivered"]
+        .as_u64()
+        .expect("delivered");
+    let mut after = Value::Null;
+    for _ in 0..60 {
+        let id = start_local_load(&gw.base).await;
+        crate::support::wait_terminal(&http(), &gw.base, &id).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = kafka_sink(&gw.base).await;
+        if after["connected"] == true && after["delivered"].as_u64() >= Some(delivered + 3) {
+            break;
+        }
+    }
+    assert!(
+        after["delivered"].as_u64() >= Some(delivered + 3),
+        "events never flowed again: {after}"
+    );
+    let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+    assert_eq!(health["status"], "healthy", "{health} {after}");
 }

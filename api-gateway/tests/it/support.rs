@@ -134,6 +134,18 @@ pub(crate) async fn get(http: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// GET → the body as text.
+pub(crate) async fn text(url: &str) -> String {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// POST JSON → (status, JSON body).
 pub(crate) async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let response = http.post(url).json(body).send().await.expect("POST");
@@ -214,4 +226,123 @@ pub(crate) fn python_has(module: &str) -> bool {
         eprintln!("skipping: python3 cannot import {module} (pip install it, see .ci/run)");
     }
     found
+}
+
+/// A tansu broker of a test's own, reached only through a TCP proxy the test can cut
+/// and restore: to its clients that is the broker going away and coming back. (A
+/// restarted tansu on memory storage would come back empty, a different cluster; the
+/// cut keeps its topics, like a real broker's restart or a network outage.) `None` with
+/// a printed reason without `HOSTBRIDGE_TANSU_BIN`; with `CI_REQUIRE_KAFKA` set that
+/// fails the test instead.
+pub(crate) struct OwnBroker {
+    child: std::process::Child,
+    proxy_port: u16,
+    broker_port: u16,
+    proxy: Option<CancellationToken>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl OwnBroker {
+    pub(crate) async fn start() -> Option<Self> {
+        let Some(bin) = std::env::var_os("HOSTBRIDGE_TANSU_BIN") else {
+            assert!(
+                std::env::var("CI_REQUIRE_KAFKA").is_err(),
+                "CI_REQUIRE_KAFKA is set but HOSTBRIDGE_TANSU_BIN is not"
+            );
+            eprintln!("skipping: HOSTBRIDGE_TANSU_BIN not set (see .ci/run)");
+            return None;
+        };
+        let (broker_port, proxy_port) = (free_port(), free_port());
+        let child = std::process::Command::new(bin)
+            .arg("broker")
+            .args(["--listener-url", &format!("tcp://127.0.0.1:{broker_port}")])
+            // Clients are told to come back through the proxy, so every connection
+            // (not only the bootstrap one) crosses it.
+            .args([
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{proxy_port}"),
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tansu starts");
+        let mut broker = Self {
+            child,
+            proxy_port,
+            broker_port,
+            proxy: None,
+        };
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
+                .await
+                .is_ok()
+            {
+                broker.restore().await;
+                return Some(broker);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tansu did not listen on {broker_port}");
+    }
+
+    /// The address clients use.
+    pub(crate) fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.proxy_port)
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub(crate) fn cut(&mut self) {
+        if let Some(stop) = self.proxy.take() {
+            stop.cancel();
+        }
+    }
+
+    /// Lets clients through again.
+    pub(crate) async fn restore(&mut self) {
+        self.cut();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.proxy_port))
+            .await
+            .expect("the proxy port again");
+        let stop = CancellationToken::new();
+        let (token, upstream) = (stop.clone(), self.broker_port);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = token.cancelled() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    continue;
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        self.proxy = Some(stop);
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.cut();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -5,12 +5,12 @@
 //! its delivery opaque. A flush ends the current epoch, so a message reported as still
 //! queued by one flush and failing later is not reported again by the next one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 
 use super::context::{client_error, log_line};
@@ -21,6 +21,9 @@ pub(super) struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     epoch: Mutex<Epoch>,
+    /// A delivery failed because the broker no longer accepts the producer's id or
+    /// epoch: every later message would fail the same way.
+    identity_lost: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +54,11 @@ impl Deliveries {
     /// Messages failed, over the writer's life.
     pub(super) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the broker refused the producer's identity (see [`identity_refused`]).
+    pub(super) fn identity_lost(&self) -> bool {
+        self.identity_lost.load(Ordering::Relaxed)
     }
 
     /// Records the outcome of a message written in `epoch`.
@@ -90,6 +98,22 @@ impl Deliveries {
     }
 }
 
+/// Errors after which an idempotent producer cannot go on: the broker fenced or forgot
+/// its producer id, or its sequence no longer lines up (seen after a broker outage,
+/// when the epoch bump of KIP-360 does not succeed).
+fn identity_refused(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::InvalidProducerIdMapping
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+        )
+    )
+}
+
 /// The producer context: counts delivery reports, logs through `tracing`.
 pub(super) struct DeliveryCounter(pub(super) Arc<Deliveries>);
 
@@ -107,7 +131,12 @@ impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, epoch: usize) {
-        let failure = result.as_ref().err().map(|(e, _)| e.to_string());
+        let failure = result.as_ref().err().map(|(e, _)| {
+            if identity_refused(e) {
+                self.0.identity_lost.store(true, Ordering::Relaxed);
+            }
+            e.to_string()
+        });
         self.0.record(epoch, failure);
     }
 }

@@ -119,6 +119,20 @@ impl KafkaWriter {
         }
     }
 
+    /// Why this writer cannot deliver any more, if so: the producer had a fatal
+    /// error, or the broker refused its identity (fenced it, forgot its id, or its
+    /// sequence broke — seen after a broker outage). Every later message would fail;
+    /// the way on is a new writer.
+    pub fn fatal_error(&self) -> Option<String> {
+        let producer = self.producer.as_ref()?;
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            return Some(format!("{code:?}: {reason}"));
+        }
+        self.deliveries
+            .identity_lost()
+            .then(|| "the broker no longer accepts this producer's id or epoch".to_owned())
+    }
+
     fn producer(&self) -> Result<&Arc<Inner>, StreamError> {
         self.producer
             .as_ref()
