@@ -4,6 +4,12 @@
 //! - [`bins`]: the workspace's binaries (built on demand) for tests that run them.
 //! - [`process`]: a binary started as a service on port 0, its address read from its
 //!   JSON log, killed when dropped.
+//! - [`stack`]: the simulator, the host services and the gateway as processes, and the
+//!   HTTP calls made against them.
+//! - [`peers`]: the test peers written by others (python-socketio, confluent-kafka, the
+//!   tansu broker), skipped with a reason or required by CI.
 
 pub mod bins;
+pub mod peers;
 pub mod process;
+pub mod stack;

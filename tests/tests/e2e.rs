@@ -7,95 +7,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hostbridge_tests::bins::binary;
-use hostbridge_tests::process::{Service, arg, sample_data, strategies};
+use hostbridge_tests::process::{Service, arg, sample_data};
+use hostbridge_tests::stack::{
+    END, START, data_host, gateway, get, hourly_strategy, post, sim, start_long_training,
+    store_with_hourly_sample, terminal, train_body, training_host, wait_op,
+};
 use serde_json::{Value, json};
-
-/// The six months of sample AAPL hourly bars every flow loads.
-const START: &str = "2025-01-01T00:00:00Z";
-const END: &str = "2025-07-01T00:00:00Z";
-
-fn sim(delay: &str) -> Service {
-    Service::start(
-        "data-host",
-        &[
-            "ib-sim",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            arg(&sample_data()),
-            "--response-delay",
-            delay,
-        ],
-        &[],
-    )
-}
-
-fn data_host(sim: &Service, client_id: &str) -> Service {
-    Service::start(
-        "data-host",
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--source",
-            "ib",
-            "--ib-address",
-            sim.addr(),
-            "--ib-client-id",
-            client_id,
-        ],
-        &[],
-    )
-}
-
-fn training_host(store: &Path, models: &Path) -> Service {
-    Service::start(
-        "training-host",
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            arg(store),
-            "--models-dir",
-            arg(models),
-        ],
-        &[],
-    )
-}
-
-/// The gateway over `store`, with `env` choosing its modes.
-fn gateway(store: &Path, models: &Path, ib: Option<&Service>, env: &[(&str, &str)]) -> Service {
-    let ib_address = ib.map_or("127.0.0.1:9", Service::addr);
-    Service::start(
-        "api-gateway",
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            arg(store),
-            "--models-dir",
-            arg(models),
-            "--strategies-dir",
-            arg(&strategies()),
-            "--ib-address",
-            ib_address,
-        ],
-        env,
-    )
-}
-
-/// A store holding the sample AAPL hourly bars (what training-host reads in these tests).
-fn store_with_hourly_sample() -> tempfile::TempDir {
-    let store = tempfile::tempdir().expect("tempdir");
-    std::fs::copy(
-        sample_data().join("AAPL_1h.csv"),
-        store.path().join("AAPL_1h.csv"),
-    )
-    .expect("copy");
-    store
-}
 
 /// Sample AAPL 1h bars with open time in `[START, END)`.
 fn sample_rows() -> u64 {
@@ -130,69 +47,6 @@ fn cli(gateway: &Service, args: &[&str]) -> (i32, Value) {
     (output.status.code().unwrap_or(-1), value)
 }
 
-/// The shipped strategy on AAPL hourly bars for 3 epochs.
-fn hourly_strategy(epochs: u32) -> String {
-    let yaml = std::fs::read_to_string(strategies().join("rsi_macd_mlp.yaml")).expect("strategy");
-    yaml.replace("    epochs: 100", &format!("    epochs: {epochs}"))
-        .replace("      enabled: true", "      enabled: false")
-}
-
-fn train_body(epochs: u32) -> Value {
-    json!({
-        "strategy_yaml": hourly_strategy(epochs),
-        "symbols": ["AAPL"], "timeframes": ["1h"],
-        "start_date": START, "end_date": END,
-    })
-}
-
-async fn get(url: &str) -> (u16, Value) {
-    let response = reqwest::get(url).await.expect("GET");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .expect("POST");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_op(gateway: &Service, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..3000 {
-        let (status, body) = get(&format!("{}/api/v1/operations/{id}", gateway.url())).await;
-        assert_eq!(status, 200, "{body}");
-        if done(&body["data"]) {
-            return body["data"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "operation {id} never reached the state; gateway log:\n{}",
-        gateway.log()
-    );
-}
-
-/// Starts a training run far too long to finish and waits until its first batch ran.
-async fn start_long_training(gw: &Service) -> String {
-    let (status, answer) = post(
-        &format!("{}/api/v1/trainings/start", gw.url()),
-        &train_body(100_000),
-    )
-    .await;
-    assert_eq!(status, 202, "{answer}");
-    let id = answer["task_id"].as_str().expect("task id").to_owned();
-    wait_op(gw, &id, |op| {
-        op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
-    })
-    .await;
-    id
-}
-
 /// Polls training-host until session `id` is `stopped` (bounded); returns its status.
 async fn wait_session_stopped(training_url: &str, id: &str) -> Value {
     let mut last = Value::Null;
@@ -205,13 +59,6 @@ async fn wait_session_stopped(training_url: &str, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     last
-}
-
-fn terminal(op: &Value) -> bool {
-    matches!(
-        op["status"].as_str(),
-        Some("completed" | "failed" | "cancelled")
-    )
 }
 
 async fn train_and_check(gateway: &Service, models: &Path) -> Value {
