@@ -415,3 +415,49 @@ async fn fallback_mode_publishes_the_same_flows_read_by_the_crates_kafka_reader(
     same_per_subject(("sse", &from_sse), ("socket.io", &from_socketio), &flows);
     same_per_subject(("sse", &from_sse), ("kafka", &from_kafka), &flows);
 }
+
+#[test]
+fn bad_event_settings_stop_start_up_naming_the_variable() {
+    let store = tempfile::tempdir().expect("tempdir");
+    for (env, variable) in [
+        (vec![("EVENT_MODE", "carrier-pigeon")], "EVENT_MODE"),
+        (vec![("EVENT_MODE", "kafka")], "KAFKA_BOOTSTRAP_SERVERS"),
+        (
+            vec![
+                ("EVENT_MODE", "both"),
+                ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+                ("KAFKA_PRODUCER_LINGER_MS", "soon"),
+            ],
+            "KAFKA_PRODUCER_LINGER_MS",
+        ),
+    ] {
+        let mut child = std::process::Command::new(hostbridge_tests::bins::binary("api-gateway"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(store.path())
+            .args(["--models-dir"])
+            .arg(store.path())
+            .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("api-gateway runs");
+        let mut status = None;
+        for _ in 0..200 {
+            if let Some(done) = child.try_wait().expect("wait") {
+                status = Some(done);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("{env:?}: the gateway started anyway");
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+            .expect("stderr");
+        assert!(!status.success(), "{env:?}");
+        assert!(stderr.contains(variable), "{env:?}: {stderr}");
+    }
+}

@@ -408,3 +408,46 @@ async fn with_the_broker_gone_requests_answer_drops_are_counted_and_events_flow_
     let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
     assert_eq!(health["status"], "healthy", "{health} {after}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_unreachable_at_start_up_degrades_health_and_publishing_starts_when_it_comes() {
+    let Some(mut broker) = crate::support::OwnBroker::start_cut().await else {
+        return;
+    };
+    let dirs = Dirs::sample();
+    let producer = ProducerSettings {
+        flush_timeout: Duration::from_secs(2),
+        message_timeout_ms: 3000,
+        ..ProducerSettings::default()
+    };
+    let config = KafkaConfig::new(broker.address().as_str());
+    let (gw, _) = gateway(kafka_gateway(&dirs, &config, producer, "hostbridge.events")).await;
+    // Up and answering, the sink down and saying so.
+    let sink = wait_sink(&gw.base, "down", |s| s["connected"] == false).await;
+    assert!(
+        sink["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&broker.address())),
+        "the error names the address: {sink}"
+    );
+    let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+
+    broker.restore().await;
+    let mut after = Value::Null;
+    for _ in 0..60 {
+        let id = start_local_load(&gw.base).await;
+        crate::support::wait_terminal(&http(), &gw.base, &id).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = kafka_sink(&gw.base).await;
+        if after["connected"] == true && after["delivered"].as_u64() >= Some(3) {
+            break;
+        }
+    }
+    assert!(
+        after["delivered"].as_u64() >= Some(3),
+        "never published: {after}"
+    );
+    let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+    assert_eq!(health["status"], "healthy", "{health}");
+}

@@ -250,6 +250,14 @@ fn free_port() -> u16 {
 
 impl OwnBroker {
     pub(crate) async fn start() -> Option<Self> {
+        let mut broker = Self::start_cut().await?;
+        broker.restore().await;
+        Some(broker)
+    }
+
+    /// Starts the broker with the way to it cut: clients cannot reach it until
+    /// [`OwnBroker::restore`].
+    pub(crate) async fn start_cut() -> Option<Self> {
         let Some(bin) = std::env::var_os("HOSTBRIDGE_TANSU_BIN") else {
             assert!(
                 std::env::var("CI_REQUIRE_KAFKA").is_err(),
@@ -273,7 +281,7 @@ impl OwnBroker {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("tansu starts");
-        let mut broker = Self {
+        let broker = Self {
             child,
             proxy_port,
             broker_port,
@@ -284,7 +292,6 @@ impl OwnBroker {
                 .await
                 .is_ok()
             {
-                broker.restore().await;
                 return Some(broker);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
