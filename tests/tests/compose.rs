@@ -639,6 +639,7 @@ fn library_variables(binary: &str) -> Vec<&'static str> {
     ];
     if bins::package_of(binary) == Some("api-gateway") {
         vars.extend(api_gateway::config::ENV_VARS);
+        vars.extend(api_gateway::events::config::ENV_VARS);
     }
     vars
 }
@@ -841,6 +842,10 @@ fn newest_rust_version() -> (u32, String) {
 // ---------------------------------------------------------------------------------------
 // One service, checked against its binary.
 
+/// Services that run someone else's image (checked by their own test, not against a
+/// project binary).
+const THIRD_PARTY: [&str; 1] = ["kafka"];
+
 fn check_service(name: &str) {
     let mut p = Problems::new(format!("docker-compose.yml service `{name}`"));
     let svc = service(name);
@@ -874,9 +879,11 @@ fn check_service(name: &str) {
         }
         _ => p.push("has no `build:` of the project Dockerfile"),
     }
+    // The project's services share one image; the Kafka broker is a third party's.
     let images: BTreeSet<String> = top("services")
-        .values()
-        .map(|s| s.get("image").map(scalar).transpose().ok().flatten())
+        .iter()
+        .filter(|(name, _)| !THIRD_PARTY.contains(&name.as_str()))
+        .map(|(_, s)| s.get("image").map(scalar).transpose().ok().flatten())
         .map(Option::unwrap_or_default)
         .collect();
     p.check(images.len() == 1, || {
@@ -1421,7 +1428,14 @@ fn compose_has_the_four_services_and_the_simulator_is_a_profile() {
     let mut p = Problems::new("docker-compose.yml");
     let names: BTreeSet<&str> = top("services").keys().map(String::as_str).collect();
     p.check(
-        names == BTreeSet::from(["api-gateway", "data-host", "ib-sim", "training-host"]),
+        names
+            == BTreeSet::from([
+                "api-gateway",
+                "data-host",
+                "ib-sim",
+                "kafka",
+                "training-host",
+            ]),
         || format!("services are {names:?}; each needs a test below"),
     );
     for name in ["api-gateway", "data-host", "training-host"] {
@@ -1432,6 +1446,10 @@ fn compose_has_the_four_services_and_the_simulator_is_a_profile() {
     p.check(
         profiles_of("ib-sim") == BTreeSet::from(["sim".to_owned()]),
         || "ib-sim must be in the `sim` profile only".to_owned(),
+    );
+    p.check(
+        profiles_of("kafka") == BTreeSet::from(["kafka".to_owned()]),
+        || "kafka must be in the `kafka` profile only".to_owned(),
     );
     p.assert_none();
 }

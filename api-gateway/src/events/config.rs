@@ -16,6 +16,17 @@ pub const KAFKA_EVENTS_TOPIC: &str = event_stream::kafka::catalogue::ENV_EVENTS_
 /// Progress events per second and operation at most (default 4).
 pub const EVENT_PROGRESS_PER_SECOND: &str = "EVENT_PROGRESS_PER_SECOND";
 
+/// Every variable the event settings read (the compose file's checks use it).
+pub const ENV_VARS: [&str; 7] = [
+    EVENT_MODE,
+    KAFKA_BOOTSTRAP_SERVERS,
+    KAFKA_EVENTS_TOPIC,
+    EVENT_PROGRESS_PER_SECOND,
+    event_stream::kafka::ENV_COMPRESSION,
+    event_stream::kafka::ENV_LINGER_MS,
+    event_stream::kafka::ENV_BATCH_SIZE,
+];
+
 /// The events topic of the catalogue.
 pub const DEFAULT_EVENTS_TOPIC: &str = event_stream::kafka::catalogue::EVENTS_TOPIC;
 
