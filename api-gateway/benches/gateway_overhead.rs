@@ -10,7 +10,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use api_gateway::{Gateway, GatewayConfig, GatewaySettings, ServiceMode};
 use data_host::local::LocalProvider;
@@ -19,58 +19,9 @@ use host_service_base::CancellationToken;
 
 const REQUESTS: usize = 10_000;
 
-struct Run {
-    total: Duration,
-    latencies: Vec<Duration>,
-}
+mod common;
 
-impl Run {
-    fn pct(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort_unstable();
-        let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-        sorted.get(rank).copied().unwrap_or_default()
-    }
-
-    fn rps(&self) -> f64 {
-        self.latencies.len() as f64 / self.total.as_secs_f64()
-    }
-}
-
-async fn run(client: &reqwest::Client, url: &str, concurrency: usize) -> Result<Run, String> {
-    let per_worker = REQUESTS / concurrency;
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let client = client.clone();
-        let url = url.to_owned();
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_worker);
-            for _ in 0..per_worker {
-                let t = Instant::now();
-                let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
-                if !response.status().is_success() {
-                    return Err(format!("{url} answered {}", response.status()));
-                }
-                response.bytes().await.map_err(|e| e.to_string())?;
-                latencies.push(t.elapsed());
-            }
-            Ok::<_, String>(latencies)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(REQUESTS);
-    for worker in workers {
-        latencies.extend(worker.await.map_err(|e| e.to_string())??);
-    }
-    Ok(Run {
-        total: started.elapsed(),
-        latencies,
-    })
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
+use common::{run, us};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let servers = tokio::runtime::Builder::new_multi_thread()
@@ -123,12 +74,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()
             .map_err(|e| e.to_string())?;
         // Warm up connections and caches on both paths.
-        run(&client, &direct, 8).await?;
-        run(&client, &through, 8).await?;
+        run(&client, &direct, REQUESTS, 8).await?;
+        run(&client, &through, REQUESTS, 8).await?;
         let mut out = Vec::new();
         for concurrency in [1usize, 64] {
-            let a = run(&client, &direct, concurrency).await?;
-            let b = run(&client, &through, concurrency).await?;
+            let a = run(&client, &direct, REQUESTS, concurrency).await?;
+            let b = run(&client, &through, REQUESTS, concurrency).await?;
             out.push((concurrency, a, b));
         }
         Ok::<_, String>(out)
