@@ -5,12 +5,14 @@
 //! [`Writer`]/[`AsyncWriter`] and [`Reader`]/[`AsyncReader`]. Transports implement
 //! them: [`memory`] (in-process topics, the embedded default), [`file`] (NDJSON append
 //! and replay), and [`kafka`] (rdkafka, consumer groups with manual commits).
+//! [`completion`] says which offsets a consumer with concurrent handlers may commit.
 //! [`adapt`] moves a transport between the sync and async worlds, [`pipe`] connects any
 //! reader to any writer, and [`Envelope`] is the one JSON shape of every event and
 //! command. This crate depends on none of hostbridge's others.
 
 pub mod adapt;
 pub mod codec;
+pub mod completion;
 pub mod envelope;
 pub mod error;
 pub mod file;
