@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -145,9 +146,16 @@ impl Server {
 
         let stop_accepting = shutdown.clone();
         let mut server = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
-                .into_future(),
+            // Small answers and pushed events (SSE, Socket.IO) must leave at once, not
+            // wait on Nagle's algorithm for the peer's delayed ACK (up to 40 ms).
+            axum::serve(
+                listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app,
+            )
+            .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
+            .into_future(),
         );
         tokio::select! {
             result = &mut server => {
