@@ -1,6 +1,8 @@
 //! The candle-backed [`Trainer`] that sessions run: [`run_training`] with progress
 //! and stops wired to the session, and its outcome in the contract's result shape.
 
+use std::collections::VecDeque;
+
 use serde_json::{Value, json};
 
 use crate::TrainError;
@@ -8,6 +10,46 @@ use crate::model::{device_name, select_device};
 use crate::pipeline::{RunOptions, TrainingOutcome, run_training};
 use crate::sessions::wire::{DataSummary, ModelInfo, TestMetrics, TrainingMetrics, TrainingResult};
 use crate::sessions::{BatchProgress, TrainControl, TrainJob, TrainOutcome, Trainer};
+
+/// Finished epochs the progress carries (`metrics.current.recent_epochs`), newest
+/// last: a client sampling the status (the gateway polls every 200 ms) sees every
+/// epoch in order as long as fewer than this many finish between two samples.
+pub const RECENT_EPOCHS: usize = 32;
+
+/// The last [`RECENT_EPOCHS`] finished epochs as the status shows them; rebuilt only
+/// when an epoch finishes, not on every batch.
+#[derive(Debug)]
+struct RecentEpochs {
+    epochs: VecDeque<Value>,
+    last: Option<usize>,
+    shown: Value,
+}
+
+impl Default for RecentEpochs {
+    fn default() -> Self {
+        Self {
+            epochs: VecDeque::with_capacity(RECENT_EPOCHS),
+            last: None,
+            shown: Value::Array(Vec::new()),
+        }
+    }
+}
+
+impl RecentEpochs {
+    fn note(&mut self, last: Option<&crate::model::EpochMetrics>) -> &Value {
+        if let Some(e) = last
+            && self.last != Some(e.epoch)
+        {
+            self.last = Some(e.epoch);
+            if self.epochs.len() == RECENT_EPOCHS {
+                self.epochs.pop_front();
+            }
+            self.epochs.push_back(figures(Some(e)));
+            self.shown = Value::Array(self.epochs.iter().cloned().collect());
+        }
+        &self.shown
+    }
+}
 
 /// Trains the strategy's MLP with candle (CPU; CUDA with the `cuda` feature).
 #[derive(Debug, Clone)]
@@ -100,6 +142,7 @@ impl Trainer for CandleTrainer {
 
     fn train(&self, job: TrainJob, control: TrainControl) -> Result<TrainOutcome, String> {
         let mut report = control.progress;
+        let mut recent = RecentEpochs::default();
         let options = RunOptions {
             seed: self.seed,
             stop: control.stop,
@@ -116,6 +159,7 @@ impl Trainer for CandleTrainer {
                         "train_loss": p.train_loss_so_far,
                         "train_accuracy": p.train_accuracy_so_far,
                         "last_epoch": figures(p.last_epoch.as_ref()),
+                        "recent_epochs": recent.note(p.last_epoch.as_ref()),
                     }),
                     best: figures(p.best_epoch.as_ref()),
                 });
@@ -129,5 +173,48 @@ impl Trainer for CandleTrainer {
             Err(TrainError::Cancelled) => Ok(TrainOutcome::Stopped { checkpoint: None }),
             Err(e) => Err(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EpochMetrics;
+
+    fn epoch(n: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch: n,
+            train_loss: 1.0 / n as f64,
+            train_accuracy: 0.5,
+            val_loss: Some(0.9),
+            val_accuracy: None,
+            duration_secs: 0.01,
+        }
+    }
+
+    fn numbers(shown: &Value) -> Vec<u64> {
+        shown
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter_map(|e| e["epoch"].as_u64())
+            .collect()
+    }
+
+    #[test]
+    fn recent_epochs_keep_the_newest_window_in_order_once_each() {
+        let mut recent = RecentEpochs::default();
+        assert_eq!(recent.note(None), &json!([]));
+        for n in 1..=40 {
+            // Every batch of an epoch reports the same last epoch: noted once.
+            for _ in 0..3 {
+                recent.note(Some(&epoch(n)));
+            }
+        }
+        let shown = recent.note(None).clone();
+        let expected: Vec<u64> = (9..=40).collect();
+        assert_eq!(numbers(&shown), expected);
+        assert_eq!(shown[31]["train_loss"], json!(1.0 / 40.0));
+        assert_eq!(shown[31]["val_accuracy"], Value::Null);
     }
 }

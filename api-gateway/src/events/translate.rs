@@ -6,11 +6,14 @@
 //!
 //! Progress is throttled per operation (the newest state wins; the terminal event
 //! carries the final one). Epochs are read from the progress context a training mirror
-//! writes (`metrics.last_epoch`), which is sampled, so a fast run can finish an epoch
-//! between two samples: at the end, the epochs the result's history holds that were
-//! not announced are sent before `operation.completed`, marked `"backfilled": true`.
+//! writes (`metrics.recent_epochs`, the last 32 finished, and `metrics.last_epoch`).
+//! That context is sampled, so epochs are sent strictly in order, each once: when a
+//! sample shows a gap (more epochs finished between two samples than the window
+//! holds), live epochs stop for that operation and the rest — like the epochs a run
+//! finished after its last sample — are sent from the result's history before
+//! `operation.completed`, marked `"backfilled": true`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use event_stream::Envelope;
@@ -32,7 +35,10 @@ pub const CORRELATION_KEY: &str = "correlation_id";
 #[derive(Debug, Default)]
 struct Sent {
     last_progress: Option<Instant>,
-    epochs: BTreeSet<u64>,
+    /// The last epoch sent: epochs go out as 1, 2, 3, … without gaps.
+    last_epoch: u64,
+    /// A sample skipped epochs: the rest waits for the result's history.
+    epochs_held: bool,
 }
 
 /// Turns the registry's change feed into envelopes.
@@ -71,10 +77,19 @@ impl Translator {
             }
             OperationEventKind::Progress => {
                 let sent = self.sent.entry(op.operation_id.clone()).or_default();
-                if let Some(epoch) = finished_epoch(op)
-                    && sent.epochs.insert(epoch_number(&epoch))
-                {
-                    out.extend(envelope("training.epoch", op, epoch_data(op, epoch, false)));
+                if !sent.epochs_held {
+                    for epoch in finished_epochs(op) {
+                        let n = epoch_number(&epoch);
+                        if n <= sent.last_epoch {
+                            continue;
+                        }
+                        if n > sent.last_epoch + 1 {
+                            sent.epochs_held = true;
+                            break;
+                        }
+                        sent.last_epoch = n;
+                        out.extend(envelope("training.epoch", op, epoch_data(op, epoch, false)));
+                    }
                 }
                 let due = sent
                     .last_progress
@@ -87,7 +102,7 @@ impl Translator {
             OperationEventKind::Terminal => {
                 let sent = self.sent.remove(&op.operation_id).unwrap_or_default();
                 for epoch in history(op) {
-                    if !sent.epochs.contains(&epoch_number(&epoch)) {
+                    if epoch_number(&epoch) > sent.last_epoch {
                         out.extend(envelope("training.epoch", op, epoch_data(op, epoch, true)));
                     }
                 }
@@ -187,10 +202,17 @@ fn operation_data(op: &OperationInfo) -> Value {
     })
 }
 
-/// The figures of the last finished epoch a training's progress carries.
-fn finished_epoch(op: &OperationInfo) -> Option<Value> {
-    let last = &op.progress.context["metrics"]["last_epoch"];
-    last["epoch"].as_u64().map(|_| last.clone())
+/// The finished epochs a training's progress carries, by number, each once.
+fn finished_epochs(op: &OperationInfo) -> Vec<Value> {
+    let metrics = &op.progress.context["metrics"];
+    let recent = metrics["recent_epochs"].as_array().into_iter().flatten();
+    let mut by_number: BTreeMap<u64, &Value> = BTreeMap::new();
+    for epoch in recent.chain(std::iter::once(&metrics["last_epoch"])) {
+        if let Some(n) = epoch["epoch"].as_u64() {
+            by_number.insert(n, epoch);
+        }
+    }
+    by_number.into_values().cloned().collect()
 }
 
 fn epoch_number(epoch: &Value) -> u64 {

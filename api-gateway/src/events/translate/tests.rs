@@ -81,23 +81,13 @@ fn failed_and_cancelled_operations_say_so() {
     assert_eq!(got[0].correlation_id, None);
 }
 
-#[test]
-fn every_epoch_is_announced_once_and_missed_ones_are_backfilled() {
-    let ops = Operations::in_memory();
-    let mut feed = ops.watch_all();
-    let mut t = Translator::new(Duration::from_secs(3600));
-    let op = ops.create("training", json!({}));
-    op.start();
-    let epoch = |n: u64| json!({"epoch": n, "train_loss": 1.0 / n as f64, "train_accuracy": 0.5, "val_loss": null, "val_accuracy": null});
-    for n in [1u64, 1, 3, 3] {
-        op.progress(|p| {
-            p.context = json!({"total_epochs": 4, "metrics": {"last_epoch": epoch(n)}})
-        });
-    }
-    op.complete(json!({"training_metrics": {"history": [epoch(1), epoch(2), epoch(3), epoch(4)]}}));
-    let got = drain(&mut t, &mut feed, Instant::now());
-    let epochs: Vec<(u64, bool)> = got
-        .iter()
+fn epoch(n: u64) -> serde_json::Value {
+    json!({"epoch": n, "train_loss": 1.0 / n as f64, "train_accuracy": 0.5, "val_loss": null, "val_accuracy": null})
+}
+
+/// (epoch, backfilled) of the `training.epoch` events, in the order sent.
+fn epochs_sent(got: &[Envelope]) -> Vec<(u64, bool)> {
+    got.iter()
         .filter(|e| e.event_type == "training.epoch")
         .map(|e| {
             (
@@ -105,14 +95,80 @@ fn every_epoch_is_announced_once_and_missed_ones_are_backfilled() {
                 e.data["backfilled"] == true,
             )
         })
-        .collect();
-    assert_eq!(epochs, [(1, false), (3, false), (2, true), (4, true)]);
+        .collect()
+}
+
+#[test]
+fn epochs_a_sample_skipped_come_from_the_recent_window_in_order_once_each() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::from_secs(3600));
+    let op = ops.create("training", json!({}));
+    op.start();
+    // Samples: after epoch 1, again after 1, after 3 (2 finished in between), after 3.
+    for shown in [vec![1u64], vec![1], vec![1, 2, 3], vec![1, 2, 3]] {
+        let recent: Vec<_> = shown.iter().map(|&n| epoch(n)).collect();
+        let last = epoch(*shown.last().unwrap_or(&0));
+        op.progress(|p| {
+            p.context =
+                json!({"total_epochs": 4, "metrics": {"last_epoch": last, "recent_epochs": recent}})
+        });
+    }
+    op.complete(json!({"training_metrics": {"history": [epoch(1), epoch(2), epoch(3), epoch(4)]}}));
+    let got = drain(&mut t, &mut feed, Instant::now());
+    // Epoch 4 finished after the last sample: sent from the history, at the end.
+    assert_eq!(
+        epochs_sent(&got),
+        [(1, false), (2, false), (3, false), (4, true)]
+    );
     assert_eq!(
         got.last().map(|e| e.event_type.as_str()),
         Some("operation.completed")
     );
     assert_eq!(got[1].data["total_epochs"], 4);
     assert_eq!(got[1].data["train_loss"], 1.0);
+}
+
+#[test]
+fn a_gap_wider_than_the_window_holds_epochs_back_so_they_still_arrive_in_order() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::from_secs(3600));
+    let op = ops.create("training", json!({}));
+    op.start();
+    // A progress context with only `last_epoch` (an older training-host): 1, then 3.
+    for n in [1u64, 3, 4] {
+        op.progress(|p| {
+            p.context = json!({"total_epochs": 5, "metrics": {"last_epoch": epoch(n)}})
+        });
+    }
+    op.complete(json!({"training_metrics": {"history": [epoch(1), epoch(2), epoch(3), epoch(4), epoch(5)]}}));
+    let got = drain(&mut t, &mut feed, Instant::now());
+    assert_eq!(
+        epochs_sent(&got),
+        [(1, false), (2, true), (3, true), (4, true), (5, true)]
+    );
+}
+
+#[test]
+fn a_failed_training_without_history_sends_only_the_epochs_seen() {
+    let ops = Operations::in_memory();
+    let mut feed = ops.watch_all();
+    let mut t = Translator::new(Duration::from_secs(3600));
+    let op = ops.create("training", json!({}));
+    op.start();
+    for n in [1u64, 2] {
+        op.progress(|p| {
+            p.context = json!({"total_epochs": 5, "metrics": {"last_epoch": epoch(n)}})
+        });
+    }
+    op.fail("loss became NaN");
+    let got = drain(&mut t, &mut feed, Instant::now());
+    assert_eq!(epochs_sent(&got), [(1, false), (2, false)]);
+    assert_eq!(
+        got.last().map(|e| e.event_type.as_str()),
+        Some("operation.failed")
+    );
 }
 
 #[test]
