@@ -5,7 +5,9 @@
 //! [`Writer`]/[`AsyncWriter`] and [`Reader`]/[`AsyncReader`]. Transports implement
 //! them: [`memory`] (in-process topics, the embedded default), [`file`] (NDJSON append
 //! and replay), and [`kafka`] (rdkafka, consumer groups with manual commits).
-//! [`completion`] says which offsets a consumer with concurrent handlers may commit.
+//! [`completion`] says which offsets a consumer with concurrent handlers may commit;
+//! [`stream`] composes reliable consumers (dedup, retries, dead letters) from plain
+//! handlers.
 //! [`adapt`] moves a transport between the sync and async worlds, [`pipe`] connects any
 //! reader to any writer, and [`Envelope`] is the one JSON shape of every event and
 //! command. This crate depends on none of hostbridge's others.
@@ -23,6 +25,7 @@ pub mod message;
 pub mod pipe;
 pub mod reader;
 pub mod replay;
+pub mod stream;
 pub mod typed;
 pub mod writer;
 
