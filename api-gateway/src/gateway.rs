@@ -164,6 +164,9 @@ impl Gateway {
         };
         let training = TrainingManager::new(backend, ops.clone(), &settings.strategies_dir);
         let events = Events::new(settings.events.clone(), &ops);
+        // The namespace exists before any event can be emitted (the first probe's
+        // health changes come before the router is built).
+        let _ = events.socketio_service(settings.config.api_key.clone());
         Ok(Self {
             config: settings.config,
             ops,

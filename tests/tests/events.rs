@@ -68,9 +68,8 @@ async fn follow_sse(gw: &Service) -> Collected {
 async fn socketio_client(gw: &Service) -> PythonPeer {
     let client = PythonPeer::start(
         &socketio_client_script(),
-        // WebSocket from the start: one CI run saw a client that connected over polling
-        // receive nothing afterwards (the upgrade path; see the issue note).
-        &["--url", &gw.url(), "--timeout", "600", "--websocket-only"],
+        // Polling, then the upgrade to WebSocket, as browsers connect.
+        &["--url", &gw.url(), "--timeout", "600"],
     );
     client
         .wait_for(300, |lines| lines.iter().any(|l| l["connected"] == true))

@@ -129,6 +129,9 @@ impl SocketIoSink {
     /// holds.
     pub(super) async fn run(&self, mut reader: MemoryReader<String, Arc<Envelope>>) {
         self.state.running.store(true, Ordering::Relaxed);
+        // `running` turns false however the loop ends, a panic included, so health
+        // never reports a dead sink as up.
+        let _running = RunningFlag(&self.state.running);
         while let Some(item) = reader.next().await {
             match item {
                 Ok(message) => self.emit(&message.value).await,
@@ -140,7 +143,6 @@ impl SocketIoSink {
             self.emit(&message.value).await;
         }
         self.count_missed(&reader);
-        self.state.running.store(false, Ordering::Relaxed);
     }
 
     fn count_missed(&self, reader: &MemoryReader<String, Arc<Envelope>>) {
@@ -154,7 +156,17 @@ impl SocketIoSink {
         if let Some(subject) = &envelope.subject {
             rooms.push(Cow::Owned(subject_room(subject)));
         }
-        match self.io.to(rooms).emit(&envelope.event_type, envelope).await {
+        // `io.to` panics while the namespace is not registered yet (no router built):
+        // then nobody can be connected, and the event reaches nobody.
+        let Some(namespace) = self.io.of("/") else {
+            self.state.emitted.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match namespace
+            .to(rooms)
+            .emit(&envelope.event_type, envelope)
+            .await
+        {
             Ok(()) => {
                 self.state.emitted.fetch_add(1, Ordering::Relaxed);
             }
@@ -168,6 +180,15 @@ impl SocketIoSink {
                 self.state.drop_events(1);
             }
         }
+    }
+}
+
+/// Clears the flag when dropped.
+struct RunningFlag<'a>(&'a AtomicBool);
+
+impl Drop for RunningFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
     }
 }
 
@@ -328,6 +349,41 @@ fn unsubscribe_all(socket: &SocketRef) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An event published before any router asked for the service (a host's health
+    /// change found by the first probe, in host mode) must not end the sink: it once
+    /// did (socketioxide's `io.to` panics without the namespace), and every client that
+    /// connected afterwards got nothing.
+    #[tokio::test]
+    async fn an_event_before_the_service_exists_does_not_stop_the_sink() {
+        let bus = event_stream::memory::MemoryBus::<String, Arc<Envelope>>::new(
+            event_stream::memory::TopicConfig::default(),
+        );
+        let reader = bus.subscribe("events", tokio_util::sync::CancellationToken::new());
+        let sink = Arc::new(SocketIoSink::new());
+        let running = sink.clone();
+        let task = tokio::spawn(async move { running.run(reader).await });
+        let mut writer = bus.writer("events");
+        for _ in 0..2 {
+            let envelope =
+                Envelope::new("host.health_changed", "api-gateway", json!({})).expect("envelope");
+            event_stream::AsyncWriter::write(
+                &mut writer,
+                event_stream::Message::new(Arc::new(envelope)),
+            )
+            .await
+            .expect("write");
+        }
+        for _ in 0..500 {
+            if sink.state.emitted.load(Ordering::Relaxed) == 2 || task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(!task.is_finished(), "the sink task ended: {:?}", task.await);
+        assert_eq!(sink.state.emitted.load(Ordering::Relaxed), 2);
+        task.abort();
+    }
 
     #[test]
     fn subjects_are_read_from_a_string_or_an_object() {
