@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
+use crate::commands::{CommandSettings, Commands};
 use crate::config::{GatewayConfig, ServiceMode};
 use crate::data::DataManager;
 use crate::data::pooled::{DATA_HOST, PooledDataHost};
@@ -49,6 +50,8 @@ pub struct GatewaySettings {
     pub max_sessions: usize,
     /// Event sinks and throttling.
     pub events: EventSettings,
+    /// The commands consumer (`KAFKA_COMMANDS_TOPIC`); `None` consumes nothing.
+    pub commands: Option<CommandSettings>,
 }
 
 impl GatewaySettings {
@@ -63,6 +66,7 @@ impl GatewaySettings {
             ib: IbConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 4002)), 2),
             max_sessions: 2,
             events: EventSettings::off(),
+            commands: None,
         }
     }
 }
@@ -90,6 +94,9 @@ pub enum GatewayError {
     /// The server failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The commands consumer could not start.
+    #[error("commands consumer: {0}")]
+    Commands(#[from] event_stream::StreamError),
 }
 
 /// One service in `/api/v1/health`.
@@ -120,6 +127,7 @@ pub struct Gateway {
     training: TrainingManager,
     data_pool: Option<Arc<HostPool<DataHostClient>>>,
     events: Events,
+    commands: Option<Commands>,
     started: std::time::Instant,
 }
 
@@ -174,6 +182,7 @@ impl Gateway {
             training,
             data_pool,
             events,
+            commands: settings.commands.map(Commands::new),
             started: std::time::Instant::now(),
         })
     }
@@ -207,10 +216,18 @@ impl Gateway {
     pub fn start_load(
         &self,
         request: &crate::data::LoadRequest,
-        correlation_id: Option<String>,
+        origin: crate::Origin,
     ) -> Result<host_service_base::operations::OperationInfo, HostError> {
+        if let Some(existing) = origin
+            .operation_id
+            .as_deref()
+            .and_then(|id| self.ops.get(id))
+        {
+            return Ok(existing);
+        }
         let mut spec = request.validate()?;
-        spec.correlation_id = correlation_id;
+        spec.correlation_id = origin.correlation_id;
+        spec.operation_id = origin.operation_id;
         if spec.mode != crate::data::LoadMode::Local {
             self.require_data_provider()?;
         }
@@ -220,6 +237,11 @@ impl Gateway {
     /// The event publisher.
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// The commands consumer, when `KAFKA_COMMANDS_TOPIC` is set.
+    pub fn commands(&self) -> Option<&Commands> {
+        self.commands.as_ref()
     }
 
     /// The training manager.
@@ -350,8 +372,25 @@ impl Gateway {
             let training = self.training.clone();
             tokio::spawn(async move { training.stop_orphans(&orphans).await });
         }
+        // Commands stop before the server drains: no new operation starts while the
+        // running ones are cancelled, and what is in flight is committed.
+        let commands = match &self.commands {
+            Some(commands) => {
+                commands.start(&self)?;
+                let commands = commands.clone();
+                let closing = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    closing.cancelled().await;
+                    commands.stop().await;
+                }))
+            }
+            None => None,
+        };
         let server = self.server()?;
         let report = server.serve(listener, shutdown).await?;
+        if let Some(stopping) = commands {
+            let _ = stopping.await;
+        }
         // After the drain: the cancellations of the shutdown are published too.
         if let Some(tasks) = event_tasks
             && !tasks.shutdown(EVENT_FLUSH_DEADLINE).await

@@ -15,20 +15,25 @@
 //!   mirrored as gateway operations; a cancel stops the host session.
 //! - [`events`]: the event publisher — operation changes and domain events as
 //!   envelopes to the SSE stream and the sinks `EVENT_MODE` names.
+//! - [`commands`]: the commands consumer — `data.load.requested` and
+//!   `training.start.requested` off Kafka, exactly one operation per command.
 //! - [`gateway`]: everything assembled, with health aggregation; [`api`]: the
 //!   `/api/v1` routes.
 
 pub mod api;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod data;
 pub mod events;
 pub mod gateway;
+pub mod origin;
 pub mod pool;
 pub mod training;
 
 pub use config::{GatewayConfig, ServiceMode};
 pub use gateway::{Gateway, GatewayError, GatewaySettings};
+pub use origin::Origin;
 
 /// Name this service reports in its health answer.
 pub const SERVICE_NAME: &str = "api-gateway";

@@ -640,6 +640,7 @@ fn library_variables(binary: &str) -> Vec<&'static str> {
     if bins::package_of(binary) == Some("api-gateway") {
         vars.extend(api_gateway::config::ENV_VARS);
         vars.extend(api_gateway::events::config::ENV_VARS);
+        vars.extend(api_gateway::commands::config::ENV_VARS);
     }
     vars
 }

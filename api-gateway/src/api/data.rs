@@ -29,7 +29,7 @@ pub(super) async fn load(
     Json(request): Json<LoadRequest>,
 ) -> Result<Response, HostError> {
     let correlation = correlation_id(&headers)?;
-    let info = gateway.start_load(&request, correlation)?;
+    let info = gateway.start_load(&request, crate::Origin::correlated(correlation))?;
     let body = envelope(json!({
         "operation_id": info.operation_id,
         "status": "started",

@@ -96,16 +96,22 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
 /// probes. Always 200 while the gateway runs; `status` is `degraded` and the service
 /// says why when a host service is down.
 #[utoipa::path(get, path = "/api/v1/health", tag = "health",
-    responses((status = 200, description = "`{success, status: healthy|degraded, version, uptime_seconds, services: {data: {mode, healthy, latency_ms, error?, instances?, details}, training: {...}}}`; needs no API key")))]
+    responses((status = 200, description = "`{success, status: healthy|degraded, version, uptime_seconds, services: {data: {mode, healthy, latency_ms, error?, instances?, details}, training: {...}}, events: {mode, sinks, commands: null | {topic, group, dead_letter_topic, running, consumer, dedup}}}`; needs no API key")))]
 async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
     let (data, training) = gateway.health().await;
-    let healthy = data.healthy && training.healthy && gateway.events().healthy();
+    let commands = gateway.commands();
+    let healthy = data.healthy
+        && training.healthy
+        && gateway.events().healthy()
+        && commands.is_none_or(|c| c.healthy());
+    let mut events = gateway.events().health();
+    events["commands"] = commands.map_or(Value::Null, |c| c.health());
     axum::Json(json!({
         "success": true,
         "status": if healthy { "healthy" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": gateway.uptime_seconds(),
         "services": { "data": data, "training": training },
-        "events": gateway.events().health(),
+        "events": events,
     }))
 }

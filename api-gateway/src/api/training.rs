@@ -25,7 +25,10 @@ pub(super) async fn start(
     Json(request): Json<TrainRequest>,
 ) -> Result<Response, HostError> {
     let correlation = correlation_id(&headers)?;
-    let task_id = gateway.training().start(&request, correlation).await?;
+    let task_id = gateway
+        .training()
+        .start(&request, crate::Origin::correlated(correlation))
+        .await?;
     let info = gateway.operations().get(&task_id);
     let metadata = info.map(|i| i.metadata).unwrap_or_default();
     let body = json!({

@@ -82,6 +82,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
     )?)?;
     let config = GatewayConfig::from_env(&env)?;
     let events = crate::events::EventSettings::from_env(&env)?;
+    let commands = crate::commands::CommandSettings::from_env(&env)?;
     let state = args
         .state
         .clone()
@@ -92,6 +93,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
         ib: IbConfig::new(args.ib_address, args.ib_client_id),
         max_sessions: usize::from(args.max_sessions),
         events,
+        commands,
         ..GatewaySettings::new(
             config.clone(),
             args.data_dir.clone(),

@@ -65,6 +65,8 @@ pub struct LoadSpec {
     /// The id of the chain this load belongs to (the `X-Correlation-ID` it was started
     /// with); every event of the load carries it.
     pub correlation_id: Option<String>,
+    /// The operation id to use (a command's id); `None` makes a fresh one.
+    pub operation_id: Option<String>,
 }
 
 /// Parses an ISO date or time given in `field`.
@@ -125,6 +127,7 @@ impl LoadRequest {
             start,
             end,
             correlation_id: None,
+            operation_id: None,
         })
     }
 }
@@ -214,6 +217,14 @@ impl DataManager {
                 active_only: true,
                 ..OperationFilter::default()
             };
+            // A command delivered again: its operation exists, nothing starts.
+            if let Some(existing) = spec
+                .operation_id
+                .as_deref()
+                .and_then(|id| self.inner.ops.get(id))
+            {
+                return Ok(existing);
+            }
             let (active, _, _) = self.inner.ops.list(&running);
             if let Some(op) = active.iter().find(|op| {
                 op.metadata["symbol"] == spec.symbol.as_str()
@@ -226,18 +237,22 @@ impl DataManager {
                     ),
                 });
             }
-            self.inner.ops.create(
-                LOAD_OPERATION,
-                json!({
-                    "symbol": spec.symbol.as_str(),
-                    "timeframe": spec.timeframe.as_str(),
-                    "mode": spec.mode.as_str(),
-                    "start_date": spec.start.map(|t| t.to_rfc3339()),
-                    "end_date": spec.end.map(|t| t.to_rfc3339()),
-                    "source": self.inner.provider.name(),
-                    "correlation_id": spec.correlation_id,
-                }),
-            )
+            let metadata = json!({
+                "symbol": spec.symbol.as_str(),
+                "timeframe": spec.timeframe.as_str(),
+                "mode": spec.mode.as_str(),
+                "start_date": spec.start.map(|t| t.to_rfc3339()),
+                "end_date": spec.end.map(|t| t.to_rfc3339()),
+                "source": self.inner.provider.name(),
+                "correlation_id": spec.correlation_id,
+            });
+            match &spec.operation_id {
+                Some(id) => self
+                    .inner
+                    .ops
+                    .create_with_id(id, LOAD_OPERATION, metadata)?,
+                None => self.inner.ops.create(LOAD_OPERATION, metadata),
+            }
         };
         let info = handle.info();
         let manager = self.clone();

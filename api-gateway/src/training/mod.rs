@@ -21,6 +21,8 @@ use serde_json::json;
 use training_host::sessions::wire::{Progress, StartRequest, StatusResponse};
 use training_host::strategy::{Overrides, StrategyError, apply_overrides, parse_strategy};
 
+use crate::Origin;
+
 pub use backend::{Backend, IN_PROCESS, TRAINING_HOST};
 
 /// Operation type of a training run.
@@ -173,12 +175,16 @@ impl TrainingManager {
 
     /// Validates the request, starts the session and its mirror; returns the task id.
     /// Nothing is started when anything is invalid or the backend refuses. The
-    /// operation carries `correlation_id` (and so does every event of it).
-    pub async fn start(
-        &self,
-        request: &TrainRequest,
-        correlation_id: Option<String>,
-    ) -> Result<String, HostError> {
+    /// operation carries the origin's correlation id (and so does every event of it).
+    /// With an operation id the registry already holds, nothing starts and that id is
+    /// answered (a command delivered again).
+    pub async fn start(&self, request: &TrainRequest, origin: Origin) -> Result<String, HostError> {
+        if let Some(id) = &origin.operation_id
+            && self.inner.ops.get(id).is_some()
+        {
+            return Ok(id.clone());
+        }
+        let correlation_id = origin.correlation_id;
         let yaml = self.strategy_yaml(request)?;
         let strategy = parse_strategy(&yaml).map_err(|e| strategy_error(&e))?;
         let overrides = Overrides {
@@ -189,7 +195,9 @@ impl TrainingManager {
         };
         let strategy = apply_overrides(strategy, &overrides).map_err(|e| strategy_error(&e))?;
 
-        let task_id = Operations::new_id(TRAINING_OPERATION);
+        let task_id = origin
+            .operation_id
+            .unwrap_or_else(|| Operations::new_id(TRAINING_OPERATION));
         let start = StartRequest {
             session_id: Some(task_id.clone()),
             strategy_yaml: yaml,

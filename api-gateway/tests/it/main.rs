@@ -5,6 +5,7 @@
 mod api;
 mod cli_events;
 mod cli_watch;
+mod commands;
 mod data;
 mod events;
 mod socketio;

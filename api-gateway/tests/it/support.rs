@@ -241,7 +241,7 @@ pub(crate) struct OwnBroker {
     proxy: Option<CancellationToken>,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

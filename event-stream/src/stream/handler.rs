@@ -60,7 +60,8 @@ impl HandleError {
 }
 
 /// Business code: handles one envelope, knowing nothing of the transport. The envelope
-/// it gets always has a correlation id (the message's, or a new one).
+/// it gets always has a correlation id (the message's, or its own id when it had none:
+/// it starts the chain).
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Handles `envelope`; `Ok` means done for good.

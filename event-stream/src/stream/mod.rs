@@ -2,7 +2,7 @@
 //! done or a transient/permanent [`HandleError`] out) wrapped by a reliability layer
 //! (dedup by envelope id, retries with backoff and jitter, dead-letter topics with Kafka
 //! Connect's headers, per-consumer metrics, the correlation id in a tracing span and on
-//! everything produced), fed by a consumer that commits exactly what is finally handled,
+//! everything produced: the envelope's own, or its id when it starts the chain), fed by a consumer that commits exactly what is finally handled,
 //! and put together by [`StreamService::builder`]. Handlers know nothing of Kafka: a
 //! [`Transport`] opens the readers and writers.
 

@@ -11,7 +11,6 @@ use std::panic::AssertUnwindSafe;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use uuid::Uuid;
 
 use super::correlation;
 use super::dead_letter::{self, DeadLetter, class};
@@ -133,10 +132,9 @@ impl Reliability {
                     .await;
             }
         };
-        let correlation_id = envelope
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| Uuid::now_v7().to_string());
+        // An envelope without one starts its chain: its own id is the correlation id,
+        // the same on every delivery of it.
+        let correlation_id = envelope.chain_id();
         envelope.correlation_id = Some(correlation_id.clone());
         let span = tracing::info_span!(
             "handle",
