@@ -41,6 +41,14 @@ pub struct TailArgs {
     /// Where to read.
     #[arg(long, value_enum, default_value = "gateway")]
     pub from: Origin,
+    /// Only the events of this chain (a correlation id, e.g. the one `commands send`
+    /// printed).
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// With `--from kafka`: read the topic from its beginning instead of live events
+    /// only (with `--correlation-id`, finds what already happened).
+    #[arg(long)]
+    pub from_beginning: bool,
     /// The events topic (with `--from kafka`).
     #[arg(long, env = ENV_EVENTS_TOPIC, default_value = EVENTS_TOPIC)]
     pub topic: String,
@@ -80,19 +88,46 @@ pub async fn run(
     json: bool,
 ) -> Result<(), EventsCliError> {
     let EventsCommand::Tail(args) = command;
-    let prefix = args.type_prefix.clone().unwrap_or_default();
+    let filter = Filter {
+        prefix: args.type_prefix.clone().unwrap_or_default(),
+        correlation_id: args.correlation_id.clone(),
+    };
+    if args.from_beginning && args.from != Origin::Kafka {
+        return Err(EventsCliError::Flag(StreamCliError::BadFlag(
+            "--from-beginning: only with --from kafka (the gateway's stream is live)".into(),
+        )));
+    }
     match args.from {
-        Origin::Gateway => from_gateway(client, &prefix, json).await,
-        Origin::Kafka => from_kafka(&args, &prefix, json).await,
+        Origin::Gateway => from_gateway(client, &filter, json).await,
+        Origin::Kafka => from_kafka(&args, &filter, json).await,
+    }
+}
+
+/// Which events to print.
+struct Filter {
+    prefix: String,
+    correlation_id: Option<String>,
+}
+
+impl Filter {
+    fn accepts(&self, bytes: &[u8]) -> bool {
+        let Some(head) = head_of(bytes) else {
+            return false;
+        };
+        head.event_type.starts_with(&self.prefix)
+            && self
+                .correlation_id
+                .as_ref()
+                .is_none_or(|c| head.correlation_id.as_ref() == Some(c))
     }
 }
 
 async fn from_gateway(
     client: &GatewayClient,
-    prefix: &str,
+    filter: &Filter,
     json: bool,
 ) -> Result<(), EventsCliError> {
-    let mut stream = sse::open(client, prefix)
+    let mut stream = sse::open(client, &filter.prefix)
         .await
         .map_err(|e| EventsCliError::Gateway(super::explain(&e, client)))?;
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
@@ -101,11 +136,13 @@ async fn from_gateway(
             _ = &mut interrupt => return Ok(()),
             event = stream.next() => event?,
         };
-        print_event(event.data.as_bytes(), json);
+        if filter.accepts(event.data.as_bytes()) {
+            print_event(event.data.as_bytes(), json);
+        }
     }
 }
 
-async fn from_kafka(args: &TailArgs, prefix: &str, json: bool) -> Result<(), EventsCliError> {
+async fn from_kafka(args: &TailArgs, filter: &Filter, json: bool) -> Result<(), EventsCliError> {
     let config = args.brokers.config()?;
     let failed = |source| EventsCliError::Kafka {
         topic: args.topic.clone(),
@@ -117,12 +154,16 @@ async fn from_kafka(args: &TailArgs, prefix: &str, json: bool) -> Result<(), Eve
         &config,
         &args.topic,
         None,
-        OffsetReset::Latest,
+        if args.from_beginning {
+            OffsetReset::Earliest
+        } else {
+            OffsetReset::Latest
+        },
         cancel_on_ctrl_c(),
     )
     .map_err(failed)?;
     replay::tail(reader, None, |message| {
-        if type_of(&message.value).is_some_and(|t| t.starts_with(prefix)) {
+        if filter.accepts(&message.value) {
             print_event(&message.value, json);
         }
         Ok::<(), StreamError>(())
@@ -132,16 +173,17 @@ async fn from_kafka(args: &TailArgs, prefix: &str, json: bool) -> Result<(), Eve
     Ok(())
 }
 
-/// The `type` of an envelope's JSON, without decoding the rest.
-fn type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Typed {
-        #[serde(rename = "type")]
-        event_type: String,
-    }
-    serde_json::from_slice::<Typed>(bytes)
-        .ok()
-        .map(|t| t.event_type)
+/// The `type` and `correlation_id` of an envelope's JSON, without decoding the rest.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    correlation_id: Option<String>,
+}
+
+fn head_of(bytes: &[u8]) -> Option<Head> {
+    serde_json::from_slice::<Head>(bytes).ok()
 }
 
 /// Prints one envelope: as it came (on one line) with `json`, else its summary line.
@@ -150,11 +192,39 @@ fn print_event(bytes: &[u8], json: bool) {
     if json {
         // Line breaks in JSON text can only be whitespace (inside strings they are
         // escaped), so this keeps the envelope intact on one line.
-        println!("{}", text.replace(['\r', '\n'], " "));
+        super::print_line(&text.replace(['\r', '\n'], " "));
         return;
     }
     match serde_json::from_slice::<Envelope>(bytes) {
-        Ok(envelope) => println!("{}", line::summary(&envelope)),
+        Ok(envelope) => super::print_line(&line::summary(&envelope)),
         Err(e) => eprintln!("hostbridge: skipping an event that is not an envelope ({e}): {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_takes_a_type_prefix_and_a_correlation_id() {
+        let event = |t: &str, c: Option<&str>| {
+            serde_json::json!({"type": t, "correlation_id": c, "id": "x"})
+                .to_string()
+                .into_bytes()
+        };
+        let all = Filter {
+            prefix: String::new(),
+            correlation_id: None,
+        };
+        assert!(all.accepts(&event("operation.started", None)));
+        assert!(!all.accepts(b"not json"));
+        let chain = Filter {
+            prefix: "training.".to_owned(),
+            correlation_id: Some("c-1".to_owned()),
+        };
+        assert!(chain.accepts(&event("training.epoch", Some("c-1"))));
+        assert!(!chain.accepts(&event("training.epoch", Some("c-2"))));
+        assert!(!chain.accepts(&event("training.epoch", None)));
+        assert!(!chain.accepts(&event("operation.started", Some("c-1"))));
     }
 }

@@ -3,6 +3,8 @@
 //! command.
 
 pub mod client;
+pub mod commands;
+pub mod dlq;
 pub mod events;
 pub mod serve;
 pub mod sse;
@@ -82,6 +84,12 @@ pub enum Command {
     /// Live events: `tail` the gateway's event stream or the Kafka events topic.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Commands over Kafka: `send load|train` puts one on the commands topic.
+    #[command(subcommand)]
+    Commands(commands::CommandsCommand),
+    /// Dead letters of a topic (`{topic}.dlq`): `list`, `show`, `replay`.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 /// `hostbridge data ...`.
@@ -129,6 +137,36 @@ pub enum DataCommand {
 pub struct TrainArgs {
     /// A strategy name (strategies directory of the gateway) or a path to a YAML file.
     pub strategy: String,
+    /// What to train on.
+    #[command(flatten)]
+    pub training: TrainingOverrides,
+    /// Print the task id and return at once.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// The body of `POST /api/v1/trainings/start` for `strategy` (a name, or a YAML file
+/// whose text is sent).
+pub fn train_body(strategy: &str, overrides: &TrainingOverrides) -> Result<Value, HostError> {
+    let mut body = json!({
+        "symbols": overrides.symbols, "timeframes": overrides.timeframes,
+        "start_date": overrides.start, "end_date": overrides.end,
+    });
+    let path = Path::new(strategy);
+    if path.is_file() || strategy.ends_with(".yaml") || strategy.ends_with(".yml") {
+        let yaml = std::fs::read_to_string(path).map_err(|e| {
+            HostError::bad_field("strategy", format!("cannot read {}: {e}", path.display()))
+        })?;
+        body["strategy_yaml"] = json!(yaml);
+    } else {
+        body["strategy_name"] = json!(strategy);
+    }
+    Ok(body)
+}
+
+/// Symbols, timeframes and range overriding a strategy's.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrainingOverrides {
     /// Symbols to train on (comma list), overriding the strategy's.
     #[arg(long, value_delimiter = ',')]
     pub symbols: Option<Vec<String>>,
@@ -141,9 +179,6 @@ pub struct TrainArgs {
     /// End of the bars used.
     #[arg(long)]
     pub end: Option<String>,
-    /// Print the task id and return at once.
-    #[arg(long)]
-    pub no_wait: bool,
 }
 
 /// `hostbridge ops ...`.
@@ -184,6 +219,20 @@ pub enum OpsCommand {
     },
 }
 
+/// Prints one line of a stream's output. A reader that went away (`| head`) ends the
+/// command quietly, as Unix tools do, instead of panicking on the broken pipe.
+pub fn print_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("hostbridge: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Serve(args) = cli.command {
@@ -201,6 +250,24 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     if let Command::Stream(command) = cli.command {
         return match stream::run(command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostbridge: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Commands(command) = cli.command {
+        return match commands::run(command, cli.json).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hostbridge: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Dlq(command) = cli.command {
+        return match dlq::run(command, cli.json).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("hostbridge: {e}");
@@ -278,7 +345,12 @@ async fn client_command(
     out: Output,
 ) -> Result<u8, HostError> {
     match command {
-        Command::Serve(_) | Command::Stream(_) | Command::Topics(_) | Command::Events(_) => Ok(2),
+        Command::Serve(_)
+        | Command::Stream(_)
+        | Command::Topics(_)
+        | Command::Events(_)
+        | Command::Commands(_)
+        | Command::Dlq(_) => Ok(2),
         Command::Health => health(client, out).await,
         Command::Data(DataCommand::Load {
             symbol,
@@ -307,20 +379,7 @@ async fn client_command(
             last,
         }) => show(client, symbol, timeframe, start, end, last, out).await,
         Command::Train(args) => {
-            let mut body = json!({
-                "symbols": args.symbols, "timeframes": args.timeframes,
-                "start_date": args.start, "end_date": args.end,
-            });
-            let path = Path::new(&args.strategy);
-            if path.is_file() || args.strategy.ends_with(".yaml") || args.strategy.ends_with(".yml")
-            {
-                let yaml = std::fs::read_to_string(path).map_err(|e| {
-                    HostError::bad_field("strategy", format!("cannot read {}: {e}", path.display()))
-                })?;
-                body["strategy_yaml"] = json!(yaml);
-            } else {
-                body["strategy_name"] = json!(args.strategy);
-            }
+            let body = train_body(&args.strategy, &args.training)?;
             let answer: Value = client.post("/api/v1/trainings/start", &body).await?;
             let id = answer["task_id"].as_str().unwrap_or_default().to_owned();
             start_and_follow(client, &id, args.no_wait, out, "training").await

@@ -293,7 +293,7 @@ async fn replay_command(args: ReplayArgs, cancel: CancellationToken) -> Result<(
 
 async fn tail_command(args: TailArgs, cancel: CancellationToken) -> Result<(), StreamCliError> {
     let print = |m: &event_stream::RawMessage| {
-        println!("{}", replay::tail_line(m));
+        super::print_line(&replay::tail_line(m));
         Ok(())
     };
     let printed = match args.from {

@@ -89,6 +89,7 @@ impl Commands {
             .start()?;
         tracing::info!(topic = %s.topic, group = %s.group, redis = s.redis_url.is_some(),
             "consuming commands");
+        tokio::spawn(ensure_topics(s.kafka.clone(), s.topic.clone()));
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(service);
         Ok(())
     }
@@ -144,6 +145,42 @@ impl Commands {
             let dedup = s.report().dedup;
             dedup.store_up || dedup.on_store_failure == "open"
         })
+    }
+}
+
+/// Creates the commands topic and its dead-letter topic as the catalogue wants them
+/// when they are missing (a command sent before them would otherwise go to a topic the
+/// broker makes with its defaults). Tries for a while, then leaves it to `hostbridge
+/// topics setup`; never changes a topic that exists.
+async fn ensure_topics(kafka: event_stream::kafka::KafkaConfig, topic: String) {
+    use event_stream::kafka::catalogue::{EVENTS_TOPIC, MARKET_DATA_TOPIC, RETENTION_MS};
+    use event_stream::kafka::{Catalogue, KafkaAdmin};
+    let catalogue = Catalogue::new(EVENTS_TOPIC, &topic, MARKET_DATA_TOPIC);
+    let Ok(admin) = KafkaAdmin::new(&kafka) else {
+        return;
+    };
+    for name in [topic.clone(), dead_letter::topic_for(&topic)] {
+        let Some(spec) = catalogue.get(&name) else {
+            continue;
+        };
+        let retention = spec.retention_ms();
+        let config = [(RETENTION_MS, retention.as_str())];
+        let mut delay = std::time::Duration::from_millis(500);
+        for attempt in 1..=8 {
+            match admin.create_topic(&name, spec.partitions, 1, &config).await {
+                Ok(created) => {
+                    tracing::info!(topic = %name, ?created, "commands topic ready");
+                    break;
+                }
+                Err(error) if attempt == 8 => {
+                    tracing::warn!(topic = %name, %error, "could not create the topic; run `hostbridge topics setup`");
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
     }
 }
 

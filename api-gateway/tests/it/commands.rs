@@ -122,6 +122,19 @@ impl Served {
         }
     }
 
+    /// Waits until the operation a command starts exists, then until it ends.
+    async fn finished(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.gateway.operations().get(id).is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operation {id} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_terminal(&http(), self.base(), id).await
+    }
+
     fn operations_of(&self, kind: &str) -> Vec<String> {
         let filter = host_service_base::operations::OperationFilter {
             operation_type: Some(kind.to_owned()),
@@ -584,5 +597,163 @@ async fn a_training_host_that_is_down_is_retried_until_it_returns_and_past_the_b
         Some(json!(3))
     );
     assert!(gw.gateway.operations().get(&id).is_none());
+    gw.stop().await;
+}
+
+/// Runs the `hostbridge` binary with `args` (and the broker in the environment).
+async fn cli(broker: &str, args: Vec<String>) -> std::process::Output {
+    let broker = broker.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::cli_events::BIN)
+            .args(&args)
+            .env("KAFKA_BOOTSTRAP_SERVERS", broker)
+            .env_remove("KAFKA_COMMANDS_TOPIC")
+            .output()
+            .expect("hostbridge runs")
+    })
+    .await
+    .expect("cli task")
+}
+
+fn words(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn json_lines(output: &std::process::Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_commands_and_lists_shows_and_replays_dead_letters() {
+    let Some(broker) = test_broker() else { return };
+    let config = KafkaConfig::new(broker.clone());
+    let topic = new_topic(&config, "cli").await;
+    let dirs = Dirs::sample();
+    let gw = Served::start(settings_with(
+        &dirs,
+        commands(&config, &topic, &unique("g")),
+    ))
+    .await;
+
+    // A load, with the correlation id the requester chose.
+    let sent = cli(
+        &broker,
+        words(&[
+            "--json",
+            "commands",
+            "send",
+            "load",
+            "MSFT",
+            "1d",
+            "--mode",
+            "local",
+            "--correlation-id",
+            "cli-1",
+            "--topic",
+            &topic,
+        ]),
+    )
+    .await;
+    assert!(sent.status.success(), "{sent:?}");
+    let answer = &json_lines(&sent)[0];
+    assert_eq!(answer["correlation_id"], "cli-1");
+    let load_id = answer["operation_id"].as_str().expect("id").to_owned();
+    let op = gw.finished(&load_id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    assert_eq!(op["metadata"]["correlation_id"], "cli-1");
+
+    // A training of a strategy the gateway does not have: dead-lettered.
+    let sent = cli(
+        &broker,
+        words(&[
+            "--json",
+            "commands",
+            "send",
+            "train",
+            "no_such_strategy",
+            "--topic",
+            &topic,
+        ]),
+    )
+    .await;
+    assert!(sent.status.success(), "{sent:?}");
+    let train_id = json_lines(&sent)[0]["operation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    gw.until(|c| count(c, "dead_lettered") == 1).await;
+
+    let listed = cli(
+        &broker,
+        words(&["--json", "dlq", "list", "--topic", &topic, "--idle", "2s"]),
+    )
+    .await;
+    assert!(listed.status.success(), "{listed:?}");
+    let letters = json_lines(&listed);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["dead_letter"]["event_id"], train_id.as_str());
+    assert_eq!(letters[0]["dead_letter"]["class"], "NotFound");
+    let at = letters[0]["at"].as_str().expect("at").to_owned();
+
+    let shown = cli(
+        &broker,
+        words(&[
+            "--json", "dlq", "show", &at, "--topic", &topic, "--idle", "2s",
+        ]),
+    )
+    .await;
+    assert!(shown.status.success(), "{shown:?}");
+    let shown = &json_lines(&shown)[0];
+    assert_eq!(shown["headers"]["__connect.errors.topic"], topic.as_str());
+    assert_eq!(shown["value"]["data"]["strategy_name"], "no_such_strategy");
+
+    // The fix: the same command with a strategy the gateway can train.
+    let mut fixed = shown["value"].clone();
+    fixed["data"] = json!({"strategy_yaml": strategy_yaml(2)});
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), fixed.to_string()).expect("write");
+    let replayed = cli(
+        &broker,
+        words(&[
+            "dlq",
+            "replay",
+            &at,
+            "--topic",
+            &topic,
+            "--idle",
+            "2s",
+            "--value-file",
+            &file.path().display().to_string(),
+        ]),
+    )
+    .await;
+    assert!(replayed.status.success(), "{replayed:?}");
+    let op = gw.finished(&train_id).await;
+    assert_eq!(op["status"], "completed", "the replayed command ran: {op}");
+
+    // Bad input is named before anything is sent.
+    let bad = cli(
+        &broker,
+        words(&["commands", "send", "load", "MSFT", "7x", "--topic", &topic]),
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("timeframe"),
+        "{bad:?}"
+    );
+    let bad = cli(
+        &broker,
+        words(&["dlq", "show", "nowhere", "--topic", &topic]),
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("PARTITION/OFFSET"),
+        "{bad:?}"
+    );
     gw.stop().await;
 }

@@ -136,6 +136,9 @@ impl ConsumerSettings {
             )
             .set("session.timeout.ms", self.session_timeout_ms.to_string())
             .set("heartbeat.interval.ms", heartbeat_ms.to_string())
+            // A topic created after the subscription (or repartitioned) is found within
+            // 10 s, not librdkafka's default 5 min.
+            .set("topic.metadata.refresh.interval.ms", "10000")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         Ok(config)
