@@ -10,9 +10,8 @@ use event_stream::{AsyncWriter, Envelope};
 use serde_json::{Value, json};
 
 use super::stream::{Brokers, StreamCliError};
-use super::{TrainingOverrides, train_body};
+use super::{LoadArgs, TrainingOverrides, train_body};
 use crate::commands::{LOAD_REQUESTED, TRAINING_REQUESTED};
-use crate::data::LoadRequest;
 
 /// The `source` of commands the CLI sends.
 pub const SOURCE: &str = "hostbridge-cli";
@@ -30,19 +29,9 @@ pub enum CommandsCommand {
 pub enum SendCommand {
     /// `data.load.requested`: load bars into the store.
     Load {
-        /// Symbol, e.g. AAPL.
-        symbol: String,
-        /// Bar size, e.g. 1h.
-        timeframe: String,
-        /// local, tail, backfill or full.
-        #[arg(long, default_value = "tail")]
-        mode: String,
-        /// First bar wanted (ISO date or time).
-        #[arg(long)]
-        start: Option<String>,
-        /// End of the range (exclusive).
-        #[arg(long)]
-        end: Option<String>,
+        /// What to load.
+        #[command(flatten)]
+        load: LoadArgs,
         /// Where to send.
         #[command(flatten)]
         to: Destination,
@@ -79,21 +68,8 @@ pub struct Destination {
 pub async fn run(command: CommandsCommand, json: bool) -> Result<(), StreamCliError> {
     let CommandsCommand::Send(send) = command;
     let (event_type, data, subject, to) = match send {
-        SendCommand::Load {
-            symbol,
-            timeframe,
-            mode,
-            start,
-            end,
-            to,
-        } => {
-            let request = LoadRequest {
-                symbol,
-                timeframe,
-                mode: Some(mode),
-                start_date: start,
-                end_date: end,
-            };
+        SendCommand::Load { load, to } => {
+            let request = load.request();
             // Named here, before anything is sent: the gateway would dead-letter it.
             let spec = request
                 .validate()

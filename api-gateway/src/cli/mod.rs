@@ -97,19 +97,9 @@ pub enum Command {
 pub enum DataCommand {
     /// Load bars into the store (fetching what the mode asks for) and wait for it.
     Load {
-        /// Symbol, e.g. AAPL.
-        symbol: String,
-        /// Bar size, e.g. 1h.
-        timeframe: String,
-        /// local, tail, backfill or full.
-        #[arg(long, default_value = "tail")]
-        mode: String,
-        /// First bar wanted (ISO date or time).
-        #[arg(long)]
-        start: Option<String>,
-        /// End of the range (exclusive).
-        #[arg(long)]
-        end: Option<String>,
+        /// What to load.
+        #[command(flatten)]
+        load: LoadArgs,
         /// Print the operation id and return at once.
         #[arg(long)]
         no_wait: bool,
@@ -130,6 +120,37 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 10)]
         last: usize,
     },
+}
+
+/// A load: `POST /api/v1/data/load`'s fields as arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Symbol, e.g. AAPL.
+    pub symbol: String,
+    /// Bar size, e.g. 1h.
+    pub timeframe: String,
+    /// local, tail, backfill or full.
+    #[arg(long, default_value = "tail")]
+    pub mode: String,
+    /// First bar wanted (ISO date or time).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// End of the range (exclusive).
+    #[arg(long)]
+    pub end: Option<String>,
+}
+
+impl LoadArgs {
+    /// The request body.
+    pub fn request(&self) -> crate::data::LoadRequest {
+        crate::data::LoadRequest {
+            symbol: self.symbol.clone(),
+            timeframe: self.timeframe.clone(),
+            mode: Some(self.mode.clone()),
+            start_date: self.start.clone(),
+            end_date: self.end.clone(),
+        }
+    }
 }
 
 /// `hostbridge train ...`.
@@ -352,18 +373,8 @@ async fn client_command(
         | Command::Commands(_)
         | Command::Dlq(_) => Ok(2),
         Command::Health => health(client, out).await,
-        Command::Data(DataCommand::Load {
-            symbol,
-            timeframe,
-            mode,
-            start,
-            end,
-            no_wait,
-        }) => {
-            let body = json!({
-                "symbol": symbol, "timeframe": timeframe, "mode": mode,
-                "start_date": start, "end_date": end,
-            });
+        Command::Data(DataCommand::Load { load, no_wait }) => {
+            let body = json!(load.request());
             let answer: Value = client.post("/api/v1/data/load", &body).await?;
             let id = answer["data"]["operation_id"]
                 .as_str()
