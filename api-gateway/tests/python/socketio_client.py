@@ -15,7 +15,25 @@ import json
 import sys
 import threading
 
+import engineio
 import socketio
+
+
+class _InOrderEngineIO(engineio.Client):
+    """python-engineio's client hands every incoming message to its handler on a new
+    thread (`run_async=True`), so under load the application sees events in another
+    order than the wire had. The tests check the order the gateway sends, so messages
+    are handled on the reading thread, one after the other, as they arrived."""
+
+    def _trigger_event(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    def _engineio_client_class(self):
+        return _InOrderEngineIO
 
 
 def out(obj):
@@ -36,7 +54,7 @@ def main():
     args = parser.parse_args()
 
     done = threading.Event()
-    client = socketio.Client(reconnection=False)
+    client = InOrderClient(reconnection=False)
 
     @client.on("*")
     def any_event(event, data):
