@@ -21,6 +21,9 @@ use super::stream::{Brokers, StreamCliError, cancel_on_ctrl_c, tail_reader};
 pub enum EventsCommand {
     /// Print live events as they happen, until Ctrl-C.
     Tail(TailArgs),
+    /// Keep every event of the Kafka events topic in one NDJSON file per day (the
+    /// audit log): each event once, also across restarts.
+    Archive(super::archive::ArchiveArgs),
 }
 
 /// Where `events tail` reads.
@@ -87,7 +90,14 @@ pub async fn run(
     client: &GatewayClient,
     json: bool,
 ) -> Result<(), EventsCliError> {
-    let EventsCommand::Tail(args) = command;
+    let args = match command {
+        EventsCommand::Tail(args) => args,
+        EventsCommand::Archive(args) => {
+            return super::archive::run(args)
+                .await
+                .map_err(EventsCliError::Flag);
+        }
+    };
     let filter = Filter {
         prefix: args.type_prefix.clone().unwrap_or_default(),
         correlation_id: args.correlation_id.clone(),

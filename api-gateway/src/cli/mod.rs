@@ -2,6 +2,7 @@
 //! other command is a client of a running gateway, using one HTTP client for the whole
 //! command.
 
+pub mod archive;
 pub mod client;
 pub mod commands;
 pub mod dlq;

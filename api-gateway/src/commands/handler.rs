@@ -93,7 +93,8 @@ impl Handler for CommandHandler {
         let _claim = Claim::take(&self.in_flight, &id)
             .ok_or_else(|| HandleError::transient("the same command is being handled"))?;
         let origin = Origin {
-            correlation_id: command.correlation_id.clone(),
+            // A command without a correlation id starts its chain: its own id.
+            correlation_id: Some(command.chain_id()),
             operation_id: Some(id.clone()),
         };
         match command.event_type.as_str() {

@@ -3,6 +3,7 @@
 //! data-host / training-host routers as hosts.
 
 mod api;
+mod archive;
 mod cli_events;
 mod cli_watch;
 mod commands;

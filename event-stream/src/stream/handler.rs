@@ -60,8 +60,9 @@ impl HandleError {
 }
 
 /// Business code: handles one envelope, knowing nothing of the transport. The envelope
-/// it gets always has a correlation id (the message's, or its own id when it had none:
-/// it starts the chain).
+/// comes as it was sent; the chain it belongs to (its correlation id, or its own id when
+/// it starts one) is `Envelope::chain_id()` and [`super::correlation::current`], and every
+/// envelope a service's `Producer` sends during the handling carries it.
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Handles `envelope`; `Ok` means done for good.

@@ -118,7 +118,7 @@ impl Reliability {
         let started = Instant::now();
         consumer.recorder.received();
         let position = message.position.clone();
-        let mut envelope = match Envelope::from_json(&message.value) {
+        let envelope = match Envelope::from_json(&message.value) {
             Ok(envelope) => envelope,
             Err(error) => {
                 let letter = self.letter(consumer, &message, None, class::UNDECODABLE, 0);
@@ -134,8 +134,9 @@ impl Reliability {
         };
         // An envelope without one starts its chain: its own id is the correlation id,
         // the same on every delivery of it.
+        // Handlers get the envelope as it came (an archive keeps it unchanged); the
+        // chain id is in the span and in `correlation::current()`.
         let correlation_id = envelope.chain_id();
-        envelope.correlation_id = Some(correlation_id.clone());
         let span = tracing::info_span!(
             "handle",
             consumer = %consumer.name,

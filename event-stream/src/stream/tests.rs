@@ -280,7 +280,11 @@ async fn the_handler_sees_a_correlation_id_and_everything_it_produces_carries_it
         .consumer(Consume::new("gw", "g", &[TOPIC], move |e: Envelope| {
             let out = out.clone();
             async move {
-                let seen = e.correlation_id.clone().unwrap_or_default();
+                // The envelope as sent; the chain in the task-local.
+                assert!(
+                    e.correlation_id.is_none() || e.correlation_id.as_deref() == Some("corr-1")
+                );
+                let seen = correlation::current().unwrap_or_default();
                 // An event made without a correlation id gets the handling's.
                 let event = Envelope::new("operation.started", "test", json!({"seen": seen}))
                     .map_err(|e| HandleError::permanent("Bug", e))?;
