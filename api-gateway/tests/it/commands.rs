@@ -757,3 +757,105 @@ async fn the_cli_sends_commands_and_lists_shows_and_replays_dead_letters() {
     );
     gw.stop().await;
 }
+
+/// A redis-server of the test's own on a free port (so it can be stopped mid-run);
+/// `None` with a printed reason without `redis-server`, a failure under
+/// `CI_REQUIRE_REDIS`.
+fn own_redis(port: u16) -> Option<std::process::Child> {
+    let bin = std::env::var("HOSTBRIDGE_REDIS_BIN").unwrap_or_else(|_| "redis-server".into());
+    let child = std::process::Command::new(&bin)
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--port",
+        ])
+        .arg(port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var("CI_REQUIRE_REDIS").is_err(),
+                "CI_REQUIRE_REDIS is set but `{bin}` does not start: {e}"
+            );
+            eprintln!("skipping: `{bin}` does not start ({e})");
+            return None;
+        }
+    };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("redis-server did not listen on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_run_fails_closed_visibly_in_health_and_metrics_and_recovers() {
+    let Some(broker) = test_broker() else { return };
+    let port = free_port();
+    let Some(mut redis) = own_redis(port) else {
+        return;
+    };
+    let config = KafkaConfig::new(broker);
+    let topic = new_topic(&config, "redis").await;
+    let dirs = Dirs::sample();
+    let mut settings = commands(&config, &topic, &unique("g"));
+    settings.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    settings.on_store_failure = event_stream::stream::StoreFailure::Closed;
+    let gw = Served::start(settings_with(&dirs, settings)).await;
+
+    let first = load_command("MSFT");
+    produce(&config, &topic, vec![encode(first.clone())]).await;
+    gw.finished(&first.id.to_string()).await;
+
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let waiting = load_command("IBM");
+    let waiting_id = waiting.id.to_string();
+    produce(&config, &topic, vec![encode(waiting)]).await;
+    // Fail-closed: the command waits, uncommitted, and the gateway says why.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let health = loop {
+        let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base())).await;
+        if health["events"]["commands"]["dedup"]["store_errors"].as_u64() >= Some(2) {
+            break health;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no store error seen: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let dedup = &health["events"]["commands"]["dedup"];
+    assert_eq!(dedup["store"], "redis", "{health}");
+    assert_eq!(dedup["store_up"], false, "{health}");
+    assert_eq!(dedup["on_store_failure"], "closed");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(gw.gateway.operations().get(&waiting_id).is_none());
+    let metrics = crate::support::text(&format!("{}/metrics", gw.base())).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stream_dedup_store_errors_total") && l.contains("redis")),
+        "{metrics}"
+    );
+
+    // Redis back on the same port: the command goes through, health recovers.
+    let _redis = own_redis(port).expect("redis again");
+    gw.finished(&waiting_id).await;
+    let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base())).await;
+    assert_eq!(
+        health["events"]["commands"]["dedup"]["store_up"], true,
+        "{health}"
+    );
+    assert_eq!(health["status"], "healthy", "{health}");
+    gw.stop().await;
+}
