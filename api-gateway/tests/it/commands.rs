@@ -758,10 +758,20 @@ async fn the_cli_sends_commands_and_lists_shows_and_replays_dead_letters() {
     gw.stop().await;
 }
 
+/// A child process killed (and reaped) when dropped, a failing test included.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A redis-server of the test's own on a free port (so it can be stopped mid-run);
 /// `None` with a printed reason without `redis-server`, a failure under
 /// `CI_REQUIRE_REDIS`.
-fn own_redis(port: u16) -> Option<std::process::Child> {
+fn own_redis(port: u16) -> Option<Killed> {
     let bin = std::env::var("HOSTBRIDGE_REDIS_BIN").unwrap_or_else(|_| "redis-server".into());
     let child = std::process::Command::new(&bin)
         .args([
@@ -790,7 +800,7 @@ fn own_redis(port: u16) -> Option<std::process::Child> {
     };
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(child);
+            return Some(Killed(child));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -801,7 +811,7 @@ fn own_redis(port: u16) -> Option<std::process::Child> {
 async fn redis_stopped_mid_run_fails_closed_visibly_in_health_and_metrics_and_recovers() {
     let Some(broker) = test_broker() else { return };
     let port = free_port();
-    let Some(mut redis) = own_redis(port) else {
+    let Some(redis) = own_redis(port) else {
         return;
     };
     let config = KafkaConfig::new(broker);
@@ -816,8 +826,7 @@ async fn redis_stopped_mid_run_fails_closed_visibly_in_health_and_metrics_and_re
     produce(&config, &topic, vec![encode(first.clone())]).await;
     gw.finished(&first.id.to_string()).await;
 
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
     let waiting = load_command("IBM");
     let waiting_id = waiting.id.to_string();
     produce(&config, &topic, vec![encode(waiting)]).await;
