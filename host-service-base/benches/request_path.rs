@@ -1,0 +1,226 @@
+//! What the shared server costs per request: `GET /health` on a bare hyper server
+//! answering the same bytes (the floor), on axum with the route alone, and on the full
+//! host-service-base `Server` as services run it (a tracing span per request with a
+//! subscriber at `info`, request metrics into the installed Prometheus recorder, the
+//! timeout, the body limit, TCP_NODELAY), at 1 and 64 connections, side by side.
+//!
+//! `cargo bench -p host-service-base --bench request_path` (`-- --secs N` per row).
+//! The load generator shares the two cores with the server: every row pays that alike.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use bytes::Bytes;
+use host_service_base::CancellationToken;
+use host_service_base::server::{Server, ServerConfig};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+/// The floor: hyper answering fixed bytes, nothing else.
+async fn bare_hyper(body: Bytes) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        let mut response = Response::new(Full::new(body));
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// axum with the one route and no middleware.
+async fn axum_alone(body: Bytes) -> SocketAddr {
+    let router = Router::new().route(
+        "/health",
+        get(move || {
+            let body = body.clone();
+            async move { ([(hyper::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+use axum::serve::ListenerExt;
+
+/// The full server as services run it.
+async fn full_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = Server::new(ServerConfig::new("bench"), Router::new());
+    tokio::spawn(server.serve(listener, CancellationToken::new()));
+    addr
+}
+
+struct Row {
+    name: &'static str,
+    connections: usize,
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Row {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    }
+}
+
+/// `connections` keep-alive connections, each sending `GET /health` back to back for
+/// `secs` (after a short warm-up).
+async fn load(name: &'static str, addr: SocketAddr, connections: usize, secs: f64) -> Row {
+    let run_for = Duration::from_secs_f64(secs);
+    let warmup = Duration::from_millis(300);
+    let mut tasks = Vec::new();
+    let start = Instant::now() + warmup;
+    for _ in 0..connections {
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.set_nodelay(true);
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            let mut latencies = Vec::new();
+            loop {
+                let now = Instant::now();
+                if now >= start + run_for {
+                    break;
+                }
+                let request = Request::get("/health")
+                    .header(hyper::header::HOST, "127.0.0.1")
+                    .body(http_body_util::Empty::<Bytes>::new())
+                    .expect("request");
+                let response = sender.send_request(request).await.expect("response");
+                assert!(response.status().is_success(), "{}", response.status());
+                let _ = response.into_body().collect().await.expect("body");
+                if now >= start {
+                    latencies.push(now.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("load task"));
+    }
+    latencies.sort_unstable();
+    Row {
+        name,
+        connections,
+        requests: latencies.len(),
+        elapsed: run_for,
+        latencies,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let secs = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(3.0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        // As services run: a subscriber at info (spans on), the Prometheus recorder.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_writer(std::io::sink)
+            .try_init();
+        host_service_base::telemetry::Metrics::install().expect("metrics recorder");
+
+        let full = full_server().await;
+        // The floor answers exactly the bytes the real route does.
+        let probe = load_body(full).await;
+        let floor = bare_hyper(probe.clone()).await;
+        let alone = axum_alone(probe.clone()).await;
+
+        println!("# GET /health: the request path against its floor ({secs} s per row, 2 tokio workers; the load generator shares them)");
+        println!("| server | connections | req/s | vs floor | p50 µs | p99 µs |");
+        println!("|---|---:|---:|---:|---:|---:|");
+        for connections in [1, 64] {
+            let rows = [
+                load("bare hyper (floor)", floor, connections, secs).await,
+                load("axum, route alone", alone, connections, secs).await,
+                load("host-service-base Server", full, connections, secs).await,
+            ];
+            let base = rows[0].rps();
+            for row in &rows {
+                println!(
+                    "| {} | {} | {:.0} | {:.2}x | {:.0} | {:.0} |",
+                    row.name,
+                    row.connections,
+                    row.rps(),
+                    row.rps() / base,
+                    row.pct(0.5),
+                    row.pct(0.99)
+                );
+            }
+        }
+    });
+}
+
+/// One answer of the real `/health`, to serve the same bytes elsewhere.
+async fn load_body(addr: SocketAddr) -> Bytes {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::get("/health")
+        .header(hyper::header::HOST, "127.0.0.1")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+}
