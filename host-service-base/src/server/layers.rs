@@ -53,8 +53,41 @@ fn route_of(req: &Request) -> String {
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
 }
 
+/// The method as a label without allocating for the standard ones.
+fn method_label(method: &axum::http::Method) -> std::borrow::Cow<'static, str> {
+    use axum::http::Method;
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => return std::borrow::Cow::Owned(method.as_str().to_owned()),
+    };
+    std::borrow::Cow::Borrowed(known)
+}
+
+/// The status as a label without allocating.
+fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
+    match status {
+        200 => "200".into(),
+        201 => "201".into(),
+        202 => "202".into(),
+        204 => "204".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        404 => "404".into(),
+        409 => "409".into(),
+        500 => "500".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    }
+}
+
 async fn timeout_and_metrics(State(limits): State<Limits>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let route = route_of(&req);
     let started = Instant::now();
     // Only the time to produce the response head is bounded: streamed bodies (SSE,
@@ -67,10 +100,28 @@ async fn timeout_and_metrics(State(limits): State<Limits>, req: Request, next: N
         }
         .into_response(),
     };
-    let status = response.status().as_u16().to_string();
+    let status = status_label(response.status().as_u16());
     metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!(HTTP_REQUEST_DURATION, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn labels_read_as_the_method_and_status_always_did() {
+        for method in [Method::GET, Method::POST, Method::DELETE, Method::OPTIONS] {
+            assert_eq!(method_label(&method), method.to_string());
+        }
+        let custom = Method::from_bytes(b"PURGE").expect("method");
+        assert_eq!(method_label(&custom), "PURGE");
+        for status in [200u16, 202, 404, 418, 503, 599] {
+            assert_eq!(status_label(status), status.to_string());
+        }
+    }
 }
