@@ -218,13 +218,6 @@ impl Gateway {
         request: &crate::data::LoadRequest,
         origin: crate::Origin,
     ) -> Result<host_service_base::operations::OperationInfo, HostError> {
-        if let Some(existing) = origin
-            .operation_id
-            .as_deref()
-            .and_then(|id| self.ops.get(id))
-        {
-            return Ok(existing);
-        }
         let mut spec = request.validate()?;
         spec.correlation_id = origin.correlation_id;
         spec.operation_id = origin.operation_id;

@@ -255,6 +255,17 @@ pub fn print_line(line: &str) {
     }
 }
 
+/// Success, or the error printed and a failure.
+fn exit_code_of<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostbridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Serve(args) = cli.command {
@@ -271,31 +282,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         };
     }
     if let Command::Stream(command) = cli.command {
-        return match stream::run(command).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hostbridge: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code_of(stream::run(command).await);
     }
     if let Command::Commands(command) = cli.command {
-        return match commands::run(command, cli.json).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hostbridge: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code_of(commands::run(command, cli.json).await);
     }
     if let Command::Dlq(command) = cli.command {
-        return match dlq::run(command, cli.json).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hostbridge: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code_of(dlq::run(command, cli.json).await);
     }
     if let Command::Topics(args) = cli.command {
         return match topics::run(args, cli.json).await {
@@ -314,13 +307,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     if let Command::Events(command) = cli.command {
-        return match events::run(command, &client, cli.json).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hostbridge: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return exit_code_of(events::run(command, &client, cli.json).await);
     }
     let out = Output {
         json: cli.json,

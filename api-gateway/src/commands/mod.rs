@@ -153,7 +153,7 @@ impl Commands {
 /// broker makes with its defaults). Tries for a while, then leaves it to `hostbridge
 /// topics setup`; never changes a topic that exists.
 async fn ensure_topics(kafka: event_stream::kafka::KafkaConfig, topic: String) {
-    use event_stream::kafka::catalogue::{EVENTS_TOPIC, MARKET_DATA_TOPIC, RETENTION_MS};
+    use event_stream::kafka::catalogue::{EVENTS_TOPIC, MARKET_DATA_TOPIC, ensure};
     use event_stream::kafka::{Catalogue, KafkaAdmin};
     let catalogue = Catalogue::new(EVENTS_TOPIC, &topic, MARKET_DATA_TOPIC);
     let Ok(admin) = KafkaAdmin::new(&kafka) else {
@@ -163,13 +163,11 @@ async fn ensure_topics(kafka: event_stream::kafka::KafkaConfig, topic: String) {
         let Some(spec) = catalogue.get(&name) else {
             continue;
         };
-        let retention = spec.retention_ms();
-        let config = [(RETENTION_MS, retention.as_str())];
         let mut delay = std::time::Duration::from_millis(500);
         for attempt in 1..=8 {
-            match admin.create_topic(&name, spec.partitions, 1, &config).await {
-                Ok(created) => {
-                    tracing::info!(topic = %name, ?created, "commands topic ready");
+            match ensure(&admin, spec, 1).await {
+                Ok(status) => {
+                    tracing::info!(topic = %name, ?status, "commands topic ready");
                     break;
                 }
                 Err(error) if attempt == 8 => {

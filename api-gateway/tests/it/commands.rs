@@ -88,6 +88,11 @@ impl Served {
         }
     }
 
+    /// A gateway over `dirs` consuming `topic` in a group of its own.
+    async fn consuming(dirs: &Dirs, config: &KafkaConfig, topic: &str) -> Self {
+        Self::start(settings_with(dirs, commands(config, topic, &unique("g")))).await
+    }
+
     fn base(&self) -> &str {
         &self.running.base
     }
@@ -212,11 +217,7 @@ async fn a_command_from_python_starts_one_operation_whose_events_carry_its_corre
     let config = KafkaConfig::new(broker.clone());
     let topic = new_topic(&config, "py").await;
     let dirs = Dirs::sample();
-    let gw = Served::start(settings_with(
-        &dirs,
-        commands(&config, &topic, &unique("g")),
-    ))
-    .await;
+    let gw = Served::consuming(&dirs, &config, &topic).await;
     let mut bus = gw.gateway.events().subscribe(CancellationToken::new());
 
     // The command as another service writes it: plain JSON, with the envelope headers.
@@ -632,11 +633,7 @@ async fn the_cli_sends_commands_and_lists_shows_and_replays_dead_letters() {
     let config = KafkaConfig::new(broker.clone());
     let topic = new_topic(&config, "cli").await;
     let dirs = Dirs::sample();
-    let gw = Served::start(settings_with(
-        &dirs,
-        commands(&config, &topic, &unique("g")),
-    ))
-    .await;
+    let gw = Served::consuming(&dirs, &config, &topic).await;
 
     // A load, with the correlation id the requester chose.
     let sent = cli(

@@ -248,32 +248,38 @@ pub async fn setup(
 ) -> Result<SetupReport, StreamError> {
     let mut topics = Vec::with_capacity(catalogue.topics().len());
     for spec in catalogue.topics() {
-        let status = match admin.describe_topic(&spec.name).await? {
-            Some(info) => spec.status(&info),
-            None => {
-                let retention = spec.retention_ms();
-                let config = [(RETENTION_MS, retention.as_str())];
-                match admin
-                    .create_topic(&spec.name, spec.partitions, replication, &config)
-                    .await?
-                {
-                    TopicCreation::Created => TopicStatus::Created,
-                    // Created by someone else since we looked: judge what they made.
-                    TopicCreation::AlreadyExisted => {
-                        match admin.describe_topic(&spec.name).await? {
-                            Some(info) => spec.status(&info),
-                            None => TopicStatus::Created,
-                        }
-                    }
-                }
-            }
-        };
+        let status = ensure(admin, spec, replication).await?;
         topics.push(TopicReport {
             spec: spec.clone(),
             status,
         });
     }
     Ok(SetupReport { topics })
+}
+
+/// Creates the topic of `spec` when it is missing, else compares it; never changes an
+/// existing topic.
+pub async fn ensure(
+    admin: &KafkaAdmin,
+    spec: &TopicSpec,
+    replication: i32,
+) -> Result<TopicStatus, StreamError> {
+    if let Some(info) = admin.describe_topic(&spec.name).await? {
+        return Ok(spec.status(&info));
+    }
+    let retention = spec.retention_ms();
+    let config = [(RETENTION_MS, retention.as_str())];
+    match admin
+        .create_topic(&spec.name, spec.partitions, replication, &config)
+        .await?
+    {
+        TopicCreation::Created => Ok(TopicStatus::Created),
+        // Created by someone else since we looked: judge what they made.
+        TopicCreation::AlreadyExisted => Ok(match admin.describe_topic(&spec.name).await? {
+            Some(info) => spec.status(&info),
+            None => TopicStatus::Created,
+        }),
+    }
 }
 
 /// A `retention.ms` value for people: `7 d`, `12 h`, `90 min`, `-1` as `forever`; a
