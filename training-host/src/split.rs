@@ -29,8 +29,17 @@ pub struct SplitRanges {
 pub fn split_ranges(n: usize, fractions: &DataSplit) -> SplitRanges {
     // The epsilon keeps 0.29 * 100 = 28.999999999999996 from losing a row.
     let part = |f: f64| ((n as f64 * f + 1e-9).floor() as usize).min(n);
-    let train = part(fractions.train);
-    let validation = part(fractions.validation).min(n - train);
+    let mut train = part(fractions.train);
+    let mut validation = part(fractions.validation).min(n - train);
+    // The rows rounding leaves over go to the newest part asked for: a part of
+    // fraction 0 stays empty (a 1-row "test split" would report figures of one row).
+    if fractions.test <= 0.0 {
+        if fractions.validation > 0.0 {
+            validation = n - train;
+        } else {
+            train = n;
+        }
+    }
     SplitRanges {
         train: 0..train,
         validation: train..train + validation,
@@ -71,14 +80,20 @@ mod tests {
 
     #[test]
     fn splits_in_time_order_and_covers_every_row() {
-        let r = split_ranges(100, &fractions(0.7, 0.15, 0.15));
-        assert_eq!((r.train, r.validation, r.test), (0..70, 70..85, 85..100));
-        let r = split_ranges(10, &fractions(0.7, 0.15, 0.15));
-        assert_eq!((r.train, r.validation, r.test), (0..7, 7..8, 8..10));
-        let r = split_ranges(100, &fractions(0.29, 0.71, 0.0));
-        assert_eq!((r.train, r.validation, r.test), (0..29, 29..100, 100..100));
-        let r = split_ranges(0, &fractions(0.7, 0.15, 0.15));
-        assert_eq!((r.train, r.validation, r.test), (0..0, 0..0, 0..0));
+        let cases = [
+            (100, (0.7, 0.15, 0.15), (0..70, 70..85, 85..100)),
+            (10, (0.7, 0.15, 0.15), (0..7, 7..8, 8..10)),
+            (100, (0.29, 0.71, 0.0), (0..29, 29..100, 100..100)),
+            (0, (0.7, 0.15, 0.15), (0..0, 0..0, 0..0)),
+            // A part of fraction 0 gets no rounding remainder.
+            (101, (0.85, 0.15, 0.0), (0..85, 85..101, 101..101)),
+            (101, (0.85, 0.0, 0.15), (0..85, 85..85, 85..101)),
+            (7, (1.0, 0.0, 0.0), (0..7, 7..7, 7..7)),
+        ];
+        for (n, (train, validation, test), expected) in cases {
+            let r = split_ranges(n, &fractions(train, validation, test));
+            assert_eq!((r.train, r.validation, r.test), expected, "{n} rows");
+        }
         for n in 0..50 {
             let r = split_ranges(n, &fractions(0.6, 0.2, 0.2));
             assert_eq!(r.train.len() + r.validation.len() + r.test.len(), n);

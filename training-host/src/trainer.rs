@@ -82,6 +82,30 @@ fn figures(epoch: Option<&crate::model::EpochMetrics>) -> Value {
     })
 }
 
+/// The contract's `test_metrics`: the figures of the test split, or `null` figures and
+/// a message saying why there are none.
+fn test_metrics(test: Option<&crate::model::TestMetrics>, test_rows: usize) -> TestMetrics {
+    match test {
+        Some(m) => TestMetrics {
+            test_accuracy: Some(m.test_accuracy),
+            test_loss: Some(m.test_loss),
+            precision: Some(m.precision),
+            recall: Some(m.recall),
+            f1_score: Some(m.f1_score),
+            samples: Some(m.samples as u64),
+            message: None,
+        },
+        None => TestMetrics {
+            samples: Some(test_rows as u64),
+            message: Some(
+                "no test split: the test part of training.data_split has no rows, so there are no test figures"
+                    .to_owned(),
+            ),
+            ..TestMetrics::default()
+        },
+    }
+}
+
 /// The contract's result fields from a run's outcome.
 pub fn result_of(outcome: &TrainingOutcome) -> TrainingResult {
     let t = &outcome.training;
@@ -90,22 +114,16 @@ pub fn result_of(outcome: &TrainingOutcome) -> TrainingResult {
         model_path: Some(outcome.model_path.display().to_string()),
         training_metrics: TrainingMetrics {
             epochs_trained: t.epochs_trained as u64,
-            final_train_loss: t.final_train_loss.unwrap_or(f64::NAN),
-            final_train_accuracy: t.final_train_accuracy.unwrap_or(0.0),
-            best_train_accuracy: t.best_train_accuracy.unwrap_or(0.0),
+            final_train_loss: t.final_train_loss,
+            final_train_accuracy: t.final_train_accuracy,
+            best_train_accuracy: t.best_train_accuracy,
             training_time: t.training_time,
             history: serde_json::to_value(&outcome.history).unwrap_or(Value::Null),
-            final_val_loss: t.final_val_loss.unwrap_or(f64::NAN),
-            final_val_accuracy: t.final_val_accuracy.unwrap_or(0.0),
-            best_val_accuracy: t.best_val_accuracy.unwrap_or(0.0),
+            final_val_loss: t.final_val_loss,
+            final_val_accuracy: t.final_val_accuracy,
+            best_val_accuracy: t.best_val_accuracy,
         },
-        test_metrics: test.map_or_else(TestMetrics::default, |m| TestMetrics {
-            test_accuracy: m.test_accuracy,
-            test_loss: m.test_loss,
-            precision: m.precision,
-            recall: m.recall,
-            f1_score: m.f1_score,
-        }),
+        test_metrics: test_metrics(test, outcome.data_summary.test_samples),
         artifacts: json!({
             "model_dir": outcome.model_path.display().to_string(),
             "version": outcome.version,
@@ -131,6 +149,10 @@ pub fn result_of(outcome: &TrainingOutcome) -> TrainingResult {
             end_date: outcome.data_summary.end_date.map(|t| t.to_rfc3339()),
             total_samples: outcome.data_summary.total_samples as u64,
             feature_count: outcome.data_summary.feature_count as u64,
+            train_samples: Some(outcome.data_summary.train_samples as u64),
+            validation_samples: Some(outcome.data_summary.validation_samples as u64),
+            test_samples: Some(outcome.data_summary.test_samples as u64),
+            date_range: None,
         },
     }
 }
@@ -199,6 +221,74 @@ mod tests {
             .iter()
             .filter_map(|e| e["epoch"].as_u64())
             .collect()
+    }
+
+    /// What a run stopped before its first epoch finished, without test rows, produces.
+    fn unfinished_outcome() -> TrainingOutcome {
+        TrainingOutcome {
+            model_path: "models/s/1d_v1".into(),
+            version: 1,
+            history: Vec::new(),
+            training: crate::model::TrainingSummary::new(&[], None, false, 0.5),
+            test_metrics: None,
+            model_info: crate::pipeline::ModelInfo {
+                parameters_count: 10,
+                trainable_parameters: 10,
+                architecture: "2 -> 3".to_owned(),
+                device: "cpu".to_owned(),
+            },
+            data_summary: crate::model::DataSummary {
+                symbols: vec!["AAPL".to_owned()],
+                timeframes: vec![data_host::Timeframe::D1],
+                start_date: None,
+                end_date: None,
+                total_samples: 100,
+                feature_count: 2,
+                train_samples: 100,
+                validation_samples: 0,
+                test_samples: 0,
+                train_class_counts: [50, 0, 50],
+            },
+            stopped: true,
+        }
+    }
+
+    #[test]
+    fn missing_figures_are_null_and_read_back() {
+        let result = result_of(&unfinished_outcome());
+        let t = &result.training_metrics;
+        assert_eq!(t.epochs_trained, 0);
+        assert_eq!(
+            (
+                t.final_train_loss,
+                t.final_train_accuracy,
+                t.best_train_accuracy
+            ),
+            (None, None, None)
+        );
+        assert_eq!(
+            (t.final_val_loss, t.final_val_accuracy, t.best_val_accuracy),
+            (None, None, None)
+        );
+        let test = &result.test_metrics;
+        assert_eq!(
+            (test.test_accuracy, test.test_loss, test.f1_score),
+            (None, None, None)
+        );
+        assert_eq!(test.samples, Some(0));
+        assert!(
+            test.message
+                .as_deref()
+                .is_some_and(|m| m.contains("no test split"))
+        );
+        assert_eq!(result.data_summary.validation_samples, Some(0));
+
+        // Stored as JSON (`null`s) and read back as the result API does.
+        let stored = serde_json::to_value(&result).expect("serialises");
+        assert_eq!(stored["training_metrics"]["final_train_loss"], Value::Null);
+        assert_eq!(stored["test_metrics"]["test_accuracy"], Value::Null);
+        let back: TrainingResult = serde_json::from_value(stored).expect("reads back");
+        assert_eq!(back, result);
     }
 
     #[test]

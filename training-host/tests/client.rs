@@ -88,9 +88,13 @@ async fn start_poll_result_list_and_delete() {
         ("recall", tm.recall),
         ("f1_score", tm.f1_score),
     ] {
+        let value = value.unwrap_or_else(|| panic!("{name} is null: {tm:?}"));
         assert!((0.0..=1.0).contains(&value), "{name} = {value}");
     }
-    assert!(tm.test_loss.is_finite() && tm.test_loss > 0.0, "{tm:?}");
+    assert!(
+        tm.test_loss.is_some_and(|l| l.is_finite() && l > 0.0),
+        "{tm:?}"
+    );
     let model_path = PathBuf::from(result.result.model_path.as_deref().expect("model_path"));
     assert!(
         model_path.starts_with(host.models.path()),

@@ -51,6 +51,14 @@ async fn wait_status(base: &str, id: &str, done: impl Fn(&Value) -> bool) -> Val
     .unwrap_or_else(|_| panic!("session {id} never reached the expected state"))
 }
 
+/// Stops session `id` keeping a checkpoint; the answer (which must be 200).
+async fn stop_with_checkpoint(base: &str, id: &str) -> Value {
+    let body = json!({ "session_id": id, "save_checkpoint": true });
+    let (code, stopped) = post(base, "/training/stop", &body).await;
+    assert_eq!(code, 200, "{stopped}");
+    stopped
+}
+
 fn finished(s: &Value) -> bool {
     matches!(
         s["status"].as_str(),
@@ -153,13 +161,7 @@ async fn stop_returns_within_a_batch_and_saves_a_loadable_checkpoint() {
     assert_eq!(running["status"], "running", "{running}");
     assert!(running["metrics"]["current"].is_object(), "{running}");
 
-    let (code, stopped) = post(
-        &host.base,
-        "/training/stop",
-        &json!({ "session_id": "long", "save_checkpoint": true }),
-    )
-    .await;
-    assert_eq!(code, 200, "{stopped}");
+    let stopped = stop_with_checkpoint(&host.base, "long").await;
     assert_eq!(
         (
             stopped["status"].as_str(),
@@ -418,4 +420,234 @@ async fn a_killed_host_comes_back_with_the_running_session_failed_and_results_ke
             .join("model.safetensors")
             .is_file()
     );
+}
+
+/// `strategy(epochs, long)` with `from` replaced by `to` (which must occur).
+fn edited(epochs: u32, long: bool, from: &str, to: &str) -> String {
+    let yaml = strategy(epochs, long);
+    assert!(yaml.contains(from), "the shipped strategy lacks {from:?}");
+    yaml.replace(from, to)
+}
+
+/// Waits for session `id` to complete and reads its result (which must answer 200).
+async fn completed_result(base: &str, id: &str) -> Value {
+    let status = wait_status(base, id, finished).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let (code, result) = get(base, &format!("/training/result/{id}")).await;
+    assert_eq!(code, 200, "{id}: {result}");
+    result
+}
+
+/// Asserts that every key of `figures` is `null` (a missing figure, never a made-up 0).
+fn assert_null(figures: &Value, keys: &[&str]) {
+    for key in keys {
+        assert_eq!(figures[key], Value::Null, "{key}: {figures}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_with_missing_figures_are_null_never_a_500() {
+    let host = start_host(3).await;
+    let no_validation =
+        edited(2, false, "validation: 0.15", "validation: 0").replace("train: 0.7", "train: 0.85");
+    let no_test = edited(2, false, "test: 0.15", "test: 0").replace("train: 0.7", "train: 0.85");
+    // Batches of one row over four symbols: the first epoch takes seconds, so the stop
+    // lands inside it.
+    let first_epoch = edited(5000, true, "batch_size: 8", "batch_size: 1");
+    for (id, yaml, symbols) in [
+        ("no-val", no_validation, json!(null)),
+        ("no-test", no_test, json!(null)),
+        (
+            "first-epoch",
+            first_epoch,
+            json!(["AAPL", "MSFT", "IBM", "GOOG"]),
+        ),
+    ] {
+        let mut body = json!({ "strategy_yaml": yaml, "session_id": id });
+        if !symbols.is_null() {
+            body["symbols"] = symbols;
+        }
+        let (code, started) = post(&host.base, "/training/start", &body).await;
+        assert_eq!(code, 200, "{id}: {started}");
+    }
+    wait_status(&host.base, "first-epoch", |s| {
+        s["progress"]["batch"].as_u64() >= Some(1) || finished(s)
+    })
+    .await;
+    let stopped = stop_with_checkpoint(&host.base, "first-epoch").await;
+    assert_eq!(stopped["checkpoint_saved"], true, "{stopped}");
+
+    let (code, result) = get(&host.base, "/training/result/first-epoch").await;
+    assert_eq!(
+        code, 200,
+        "a checkpoint of no finished epoch reads back: {result}"
+    );
+    let tm = &result["training_metrics"];
+    assert_eq!(tm["epochs_trained"], 0, "{tm}");
+    assert_eq!(tm["history"], json!([]), "{tm}");
+    assert_null(
+        tm,
+        &[
+            "final_train_loss",
+            "final_train_accuracy",
+            "best_train_accuracy",
+        ],
+    );
+    assert_null(
+        tm,
+        &["final_val_loss", "final_val_accuracy", "best_val_accuracy"],
+    );
+    assert!(
+        result["test_metrics"]["test_accuracy"].is_number(),
+        "{result}"
+    );
+
+    // No validation split: its figures are null, the others are there.
+    let result = completed_result(&host.base, "no-val").await;
+    let tm = &result["training_metrics"];
+    assert!(tm["final_train_loss"].is_number(), "{tm}");
+    assert_null(
+        tm,
+        &["final_val_loss", "final_val_accuracy", "best_val_accuracy"],
+    );
+    assert_eq!(result["data_summary"]["validation_samples"], 0, "{result}");
+    assert!(
+        result["test_metrics"]["test_accuracy"].is_number(),
+        "{result}"
+    );
+
+    let result = completed_result(&host.base, "no-test").await;
+    let test = &result["test_metrics"];
+    assert_null(
+        test,
+        &[
+            "test_accuracy",
+            "test_loss",
+            "precision",
+            "recall",
+            "f1_score",
+        ],
+    );
+    assert!(
+        test["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no test split")),
+        "the result says why: {test}"
+    );
+    assert_eq!(result["data_summary"]["test_samples"], 0, "{result}");
+    assert!(result["training_metrics"]["final_val_loss"].is_number());
+
+    let (code, health) = get(&host.base, "/health").await;
+    assert_eq!(code, 200, "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_400_naming_the_key_and_the_host_keeps_serving() {
+    let models = tempfile::tempdir().expect("models");
+    // The binary, not the router in this test process: on a host without ceilings the
+    // first case aborts the process on allocation.
+    let (_host, base) = start_binary(models.path());
+    let layers = |list: &str| edited(2, false, "hidden_layers: [50, 25]", list);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({ "strategy_yaml": layers("hidden_layers: [1000000000]") }),
+            "model.architecture.hidden_layers[0]",
+        ),
+        (
+            json!({ "strategy_yaml": layers("hidden_layers: [8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]") }),
+            "model.architecture.hidden_layers",
+        ),
+        (
+            json!({ "strategy_yaml": layers("hidden_layers: [4096, 4096, 4096]") }),
+            "model.architecture.hidden_layers",
+        ),
+        (
+            json!({ "strategy_yaml": edited(2, false, "epochs: 2", "epochs: 1000000") }),
+            "model.training.epochs",
+        ),
+        (
+            json!({ "strategy_yaml": edited(2, false, "batch_size: 32", "batch_size: 100000000") }),
+            "model.training.batch_size",
+        ),
+        (
+            json!({ "strategy_yaml": edited(2, false, "lookback_periods: 2", "lookback_periods: 100000") }),
+            "model.features.lookback_periods",
+        ),
+        (
+            json!({
+                "strategy_yaml": strategy(2, false),
+                "symbols": (0..1000).map(|i| format!("S{i}")).collect::<Vec<_>>(),
+            }),
+            "symbols",
+        ),
+        (
+            json!({ "strategy_yaml": strategy(2, false), "timeframes": vec!["1d"; 100] }),
+            "timeframes",
+        ),
+        (
+            json!({ "strategy_yaml": format!("{}#{}\n", strategy(2, false), "x".repeat(1 << 20)) }),
+            "strategy_yaml",
+        ),
+    ];
+    for (body, key) in cases {
+        let (code, answer) = post(&base, "/training/start", &body).await;
+        assert_eq!(code, 400, "{key}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], key, "{answer}");
+        let detail = answer["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains("at most"),
+            "the ceiling is stated: {detail}"
+        );
+    }
+    let (code, health) = get(&base, "/health").await;
+    assert_eq!(code, 200, "{health}");
+    let (_, sessions) = get(&base, "/training/sessions").await;
+    assert_eq!(sessions["total_sessions"], 0, "nothing was started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_range_of_bars_comes_from_the_request_the_strategy_or_the_data_and_says_which() {
+    let host = start_host(2).await;
+    let dated = edited(
+        2,
+        false,
+        "  history_required: 200",
+        "  history_required: 200\n  end_date: 2010-12-31",
+    );
+    for body in [
+        json!({ "strategy_yaml": strategy(2, false), "session_id": "open" }),
+        json!({ "strategy_yaml": dated, "session_id": "dated", "start_date": "2004-01-01" }),
+    ] {
+        let (code, started) = post(&host.base, "/training/start", &body).await;
+        assert_eq!(code, 200, "{started}");
+    }
+    let (_, op) = get(&host.base, "/operations/dated").await;
+    assert_eq!(
+        op["data"]["metadata"]["date_range"],
+        json!({ "start": "request", "end": "strategy" }),
+        "{op}"
+    );
+
+    for (id, origin, first, last) in [
+        (
+            "open",
+            json!({ "start": "data", "end": "data" }),
+            "2000",
+            "2013",
+        ),
+        (
+            "dated",
+            json!({ "start": "request", "end": "strategy" }),
+            "2004",
+            "2010",
+        ),
+    ] {
+        let result = completed_result(&host.base, id).await;
+        let summary = &result["data_summary"];
+        assert_eq!(summary["date_range"], origin, "{summary}");
+        let start = summary["start_date"].as_str().expect("start_date");
+        let end = summary["end_date"].as_str().expect("end_date");
+        assert!(start.starts_with(first), "{id} starts {start}");
+        assert!(end.starts_with(last), "{id} ends {end}");
+    }
 }

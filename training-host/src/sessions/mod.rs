@@ -22,11 +22,14 @@ use serde_json::json;
 pub use trainer::{BatchProgress, TrainControl, TrainJob, TrainOutcome, Trainer};
 pub use view::{OPERATION_TYPE, session_status};
 use wire::{
-    ResultResponse, SessionsResponse, StartRequest, StartResponse, StatusResponse, StopResponse,
+    DateSource, RangeOrigin, ResultResponse, SessionsResponse, StartRequest, StartResponse,
+    StatusResponse, StopResponse,
 };
 
 use crate::pipeline::StopHandle;
-use crate::strategy::{Overrides, Strategy, StrategyError, apply_overrides, parse_strategy};
+use crate::strategy::{
+    DateRange, Overrides, Strategy, StrategyError, apply_overrides, parse_strategy,
+};
 
 /// How long `stop` waits for a session to reach its end (it checks between batches,
 /// so this is a bound for a stuck job, not the expected wait).
@@ -126,6 +129,7 @@ impl SessionManager {
     /// Validates and starts a session. Nothing is started when anything is invalid.
     pub fn start(&self, request: StartRequest) -> Result<StartResponse, HostError> {
         let strategy = parse_strategy(&request.strategy_yaml).map_err(|e| strategy_error(&e))?;
+        let origin = range_origin(&request, &strategy.date_range);
         let overrides = Overrides {
             symbols: request.symbols.clone(),
             timeframes: request.timeframes.clone(),
@@ -140,6 +144,7 @@ impl SessionManager {
             "timeframes": strategy.training_data.timeframes.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "start_date": strategy.date_range.start.map(|t| t.to_rfc3339()),
             "end_date": strategy.date_range.end.map(|t| t.to_rfc3339()),
+            "date_range": origin,
             "gpu_allocated": gpu,
             "device": self.inner.trainer.device(),
         });
@@ -206,6 +211,7 @@ impl SessionManager {
             trainer: self.inner.trainer.clone(),
             models_dir: self.inner.config.models_dir.clone(),
             stop,
+            origin,
         };
         let manager = self.clone();
         let id = session_id.clone();
@@ -348,6 +354,20 @@ impl SessionManager {
             .stops
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Who chose each end of the range: the request's dates win over the strategy's
+/// (`yaml`, before overrides); with neither, the data decides.
+fn range_origin(request: &StartRequest, yaml: &DateRange) -> RangeOrigin {
+    let pick = |asked: bool, written: bool| match (asked, written) {
+        (true, _) => DateSource::Request,
+        (false, true) => DateSource::Strategy,
+        (false, false) => DateSource::Data,
+    };
+    RangeOrigin {
+        start: pick(request.start_date.is_some(), yaml.start.is_some()),
+        end: pick(request.end_date.is_some(), yaml.end.is_some()),
     }
 }
 

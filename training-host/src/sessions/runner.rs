@@ -7,13 +7,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use data_host::provider::{BarsRequest, DataProvider};
+use data_host::{Symbol, Timeframe};
 use host_service_base::CancellationToken;
 use host_service_base::operations::OperationHandle;
+use polars::prelude::DataFrame;
 use serde_json::{Value, json};
 
 use super::trainer::{BatchProgress, TrainControl, TrainJob, TrainOutcome, Trainer};
+use super::wire::{DateSource, RangeOrigin, TrainingResult};
 use crate::pipeline::StopHandle;
-use crate::strategy::Strategy;
+use crate::strategy::limits::{MAX_FEATURE_VALUES, MAX_SESSION_BARS};
+use crate::strategy::{DateRange, Strategy};
 
 /// Everything a session's task needs.
 pub(super) struct Run {
@@ -23,27 +27,76 @@ pub(super) struct Run {
     pub(super) trainer: Arc<dyn Trainer>,
     pub(super) models_dir: PathBuf,
     pub(super) stop: StopHandle,
+    /// Who chose each end of the range of bars (reported in the result).
+    pub(super) origin: RangeOrigin,
 }
 
-/// Default range when the strategy and the request give none: all stored history.
-fn range(strategy: &Strategy) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = strategy.date_range.start.unwrap_or(DateTime::UNIX_EPOCH);
-    let end = strategy
-        .date_range
-        .end
-        .unwrap_or_else(|| Utc::now() + TimeDelta::days(1));
-    (start, end)
+/// Frames of bars per symbol and timeframe.
+type Bars = BTreeMap<(Symbol, Timeframe), DataFrame>;
+
+/// How one end of the range was chosen, for messages.
+fn chosen_by(source: DateSource, start: bool) -> &'static str {
+    match (source, start) {
+        (DateSource::Request, true) => "start_date of the request",
+        (DateSource::Request, false) => "end_date of the request",
+        (DateSource::Strategy, true) => "training_data.start_date of the strategy",
+        (DateSource::Strategy, false) => "training_data.end_date of the strategy",
+        (DateSource::Data, true) => "no start date given: the first bar available",
+        (DateSource::Data, false) => "no end date given: now",
+    }
 }
 
-async fn load_bars(
-    run: &Run,
+/// The range asked for one series: `range` (the strategy's, overrides applied) where
+/// it has an end; without a start, from the first bar `data` has (never 1970);
+/// without an end, up to now (a day ahead, so the bar in progress is in).
+async fn series_range(
+    data: &dyn DataProvider,
+    (range, origin): (DateRange, RangeOrigin),
+    symbol: &Symbol,
+    timeframe: Timeframe,
     cancel: &CancellationToken,
-) -> Result<BTreeMap<(data_host::Symbol, data_host::Timeframe), polars::prelude::DataFrame>, String>
-{
-    let (start, end) = range(&run.strategy);
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let end = range.end.unwrap_or_else(|| Utc::now() + TimeDelta::days(1));
+    let start = match range.start {
+        Some(start) => start,
+        None => data
+            .head_timestamp(symbol, timeframe, None, cancel)
+            .await
+            .map_err(|e| format!("where the bars of {symbol} {timeframe} begin: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "no bars for {symbol} {timeframe}: the data source has none (no start_date was given, so training starts at the first bar available)"
+                )
+            })?,
+    };
+    if start >= end {
+        return Err(format!(
+            "no bars for {symbol} {timeframe} before {} ({}): the first is at {}",
+            end.to_rfc3339(),
+            chosen_by(origin.end, false),
+            start.to_rfc3339()
+        ));
+    }
+    Ok((start, end))
+}
+
+async fn load_bars(run: &Run, cancel: &CancellationToken) -> Result<Bars, String> {
     let mut bars = BTreeMap::new();
+    let mut loaded = 0usize;
     for symbol in &run.strategy.training_data.symbols {
         for &timeframe in &run.strategy.training_data.timeframes {
+            let range = (run.strategy.date_range, run.origin);
+            let (start, end) =
+                series_range(run.data.as_ref(), range, symbol, timeframe, cancel).await?;
+            run.handle.progress(|p| {
+                p.message = Some(format!(
+                    "loading {symbol} {timeframe} bars from {} ({}) to {} ({})",
+                    start.to_rfc3339(),
+                    chosen_by(run.origin.start, true),
+                    end.to_rfc3339(),
+                    chosen_by(run.origin.end, false),
+                ));
+            });
             let request = BarsRequest::new(symbol.clone(), timeframe, start, end, None)
                 .map_err(|e| e.to_string())?;
             let frame = run
@@ -58,10 +111,37 @@ async fn load_bars(
                     end.to_rfc3339()
                 ));
             }
+            loaded = loaded.saturating_add(frame.height());
+            if loaded > MAX_SESSION_BARS {
+                return Err(format!(
+                    "more than {MAX_SESSION_BARS} bars to load ({loaded} up to {symbol} {timeframe}); narrow start_date/end_date or train on fewer symbols or timeframes"
+                ));
+            }
             bars.insert((symbol.clone(), timeframe), frame);
         }
     }
+    let base = run.strategy.training_data.base_timeframe;
+    let base_rows = bars
+        .iter()
+        .filter(|((_, tf), _)| *tf == base)
+        .map(|(_, frame)| frame.height())
+        .sum();
+    check_feature_values(&run.strategy, base_rows)?;
     Ok(bars)
+}
+
+/// Refuses a dataset whose feature values (`base_rows` base bars × feature columns)
+/// would pass [`MAX_FEATURE_VALUES`], before any is built.
+fn check_feature_values(strategy: &Strategy, base_rows: usize) -> Result<(), String> {
+    let columns = strategy.feature_count();
+    let values = base_rows.saturating_mul(columns);
+    if values > MAX_FEATURE_VALUES {
+        return Err(format!(
+            "{base_rows} {} bars × {columns} feature columns = {values} feature values; at most {MAX_FEATURE_VALUES} are built: narrow start_date/end_date, train on fewer symbols or use fewer features",
+            strategy.training_data.base_timeframe
+        ));
+    }
+    Ok(())
 }
 
 fn record_progress(handle: &OperationHandle, p: &BatchProgress) {
@@ -129,16 +209,20 @@ pub(super) async fn run(run: Run) {
         progress: Box::new(move |p| record_progress(&reporter, p)),
     };
     let trainer = run.trainer;
+    let origin = run.origin;
+    let stored = move |mut result: TrainingResult| {
+        result.data_summary.date_range = Some(origin);
+        serde_json::to_value(result).unwrap_or(Value::Null)
+    };
     // Training is CPU-bound: it runs on the blocking pool, never on the async threads.
     let outcome = tokio::task::spawn_blocking(move || trainer.train(job, control)).await;
     match outcome {
         Ok(Ok(TrainOutcome::Completed(result))) => {
-            handle.complete(serde_json::to_value(result).unwrap_or(Value::Null));
+            handle.complete(stored(result));
         }
-        Ok(Ok(TrainOutcome::Stopped { checkpoint })) => stopped(
-            &handle,
-            checkpoint.map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
-        ),
+        Ok(Ok(TrainOutcome::Stopped { checkpoint })) => {
+            stopped(&handle, checkpoint.map(stored));
+        }
         Ok(Err(message)) => {
             handle.fail(message);
         }
@@ -166,4 +250,111 @@ fn stopped(handle: &OperationHandle, checkpoint: Option<Value>) {
         );
     });
     handle.mark_cancelled("stopped by request");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use data_host::local::LocalProvider;
+    use data_host::store::{Store, StoreFormat};
+
+    use super::*;
+
+    fn sample_bars() -> LocalProvider {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+        LocalProvider::new(Store::new(data, StoreFormat::Csv))
+    }
+
+    fn from(source: DateSource) -> RangeOrigin {
+        RangeOrigin {
+            start: source,
+            end: source,
+        }
+    }
+
+    fn day(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("a test date")
+            .with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn without_dates_a_series_starts_at_its_first_bar_not_1970() {
+        let data = sample_bars();
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        let cancel = CancellationToken::new();
+        let open = (DateRange::default(), from(DateSource::Data));
+        let (start, end) = series_range(&data, open, &aapl, Timeframe::D1, &cancel)
+            .await
+            .expect("a range");
+        let head = data
+            .head_timestamp(&aapl, Timeframe::D1, None, &cancel)
+            .await
+            .expect("head")
+            .expect("stored bars");
+        assert_eq!(start, head);
+        assert!(start.timestamp() > 0, "{start}");
+        assert!(end > Utc::now(), "an open end reaches now: {end}");
+
+        let given = DateRange {
+            start: Some(day("2005-01-01T00:00:00Z")),
+            end: Some(day("2006-01-01T00:00:00Z")),
+        };
+        let range = series_range(
+            &data,
+            (given, from(DateSource::Request)),
+            &aapl,
+            Timeframe::D1,
+            &cancel,
+        )
+        .await
+        .expect("a range");
+        assert_eq!((Some(range.0), Some(range.1)), (given.start, given.end));
+    }
+
+    #[test]
+    fn feature_values_over_the_ceiling_fail_before_any_is_built() {
+        let yaml = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../strategies/rsi_macd_mlp.yaml"),
+        )
+        .expect("shipped strategy");
+        let strategy = crate::strategy::parse_strategy(&yaml).expect("valid");
+        let columns = strategy.feature_count();
+        assert_eq!(columns, 24, "8 fuzzy sets, lookback 2");
+        let most = MAX_FEATURE_VALUES / columns;
+        assert_eq!(check_feature_values(&strategy, most), Ok(()));
+        let err = check_feature_values(&strategy, most + 1).expect_err("over");
+        assert!(err.contains("narrow start_date/end_date"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_series_without_bars_or_ending_before_its_first_bar_says_so() {
+        let data = sample_bars();
+        let cancel = CancellationToken::new();
+        let open = (DateRange::default(), from(DateSource::Data));
+        let none = Symbol::parse("NOSUCH").expect("symbol");
+        let err = series_range(&data, open, &none, Timeframe::D1, &cancel)
+            .await
+            .expect_err("no bars");
+        assert!(err.contains("no bars for NOSUCH 1d"), "{err}");
+        assert!(err.contains("first bar available"), "{err}");
+
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        let early = DateRange {
+            start: None,
+            end: Some(day("1980-01-01T00:00:00Z")),
+        };
+        let origin = RangeOrigin {
+            start: DateSource::Data,
+            end: DateSource::Strategy,
+        };
+        let err = series_range(&data, (early, origin), &aapl, Timeframe::D1, &cancel)
+            .await
+            .expect_err("ends before the first bar");
+        assert!(
+            err.contains("training_data.end_date of the strategy"),
+            "{err}"
+        );
+    }
 }

@@ -142,3 +142,53 @@ pub(crate) fn result(info: &OperationInfo) -> Result<ResultResponse, HostError> 
         result,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use host_service_base::operations::Operations;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A result as training-host stored it before figures were nullable: a missing
+    /// figure was NaN, which JSON writes as `null`.
+    fn stored_with_nulls() -> Value {
+        json!({
+            "model_path": "models/s/1d_v1",
+            "training_metrics": {
+                "epochs_trained": 0, "final_train_loss": null, "final_train_accuracy": 0.0,
+                "best_train_accuracy": 0.0, "training_time": 0.5, "history": [],
+                "final_val_loss": null, "final_val_accuracy": 0.0, "best_val_accuracy": 0.0,
+            },
+            "test_metrics": {
+                "test_accuracy": 0.5, "test_loss": 0.9, "precision": 0.5, "recall": 0.5,
+                "f1_score": 0.5,
+            },
+            "artifacts": {},
+            "model_info": { "parameters_count": 10, "trainable_parameters": 10, "architecture": "2 -> 3" },
+            "data_summary": {
+                "symbols": ["AAPL"], "timeframes": ["1d"], "start_date": null, "end_date": null,
+                "total_samples": 100, "feature_count": 2,
+            },
+        })
+    }
+
+    #[test]
+    fn a_stored_result_with_null_figures_is_an_answer_not_a_500() {
+        let ops = Operations::in_memory();
+        let handle = ops
+            .create_with_id("s1", OPERATION_TYPE, json!({}))
+            .expect("created");
+        handle.start();
+        handle.complete(stored_with_nulls());
+        let info = ops.get("s1").expect("stored");
+        let answer = result(&info).expect("readable");
+        let t = &answer.result.training_metrics;
+        assert_eq!((t.final_train_loss, t.final_val_loss), (None, None));
+        assert_eq!(answer.result.test_metrics.test_accuracy, Some(0.5));
+        assert_eq!(answer.result.data_summary.test_samples, None);
+        let body = serde_json::to_value(&answer).expect("serialises");
+        assert_eq!(body["training_metrics"]["final_train_loss"], Value::Null);
+        assert_eq!(body["status"], "completed");
+    }
+}

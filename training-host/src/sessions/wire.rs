@@ -148,42 +148,51 @@ pub struct SessionsResponse {
     pub timestamp: String,
 }
 
-/// `training_metrics` of a result.
+/// `training_metrics` of a result. A figure that does not exist is `null`, never a
+/// made-up number: the final and best figures are `null` when no epoch finished (a
+/// stop during the first epoch), the validation ones when there is no validation split.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TrainingMetrics {
     /// Epochs run.
     pub epochs_trained: u64,
     /// Training loss of the last epoch.
-    pub final_train_loss: f64,
+    pub final_train_loss: Option<f64>,
     /// Training accuracy of the last epoch.
-    pub final_train_accuracy: f64,
+    pub final_train_accuracy: Option<f64>,
     /// Best training accuracy.
-    pub best_train_accuracy: f64,
+    pub best_train_accuracy: Option<f64>,
     /// Seconds spent training.
     pub training_time: f64,
     /// Per-epoch figures.
     pub history: Value,
     /// Validation loss of the last epoch.
-    pub final_val_loss: f64,
+    pub final_val_loss: Option<f64>,
     /// Validation accuracy of the last epoch.
-    pub final_val_accuracy: f64,
+    pub final_val_accuracy: Option<f64>,
     /// Best validation accuracy.
-    pub best_val_accuracy: f64,
+    pub best_val_accuracy: Option<f64>,
 }
 
-/// `test_metrics` of a result.
+/// `test_metrics` of a result: every figure `null` when the test split has no rows,
+/// with `message` saying so (addition to the contract, as is `samples`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TestMetrics {
     /// Accuracy on the test split.
-    pub test_accuracy: f64,
+    pub test_accuracy: Option<f64>,
     /// Loss on the test split.
-    pub test_loss: f64,
+    pub test_loss: Option<f64>,
     /// Macro precision.
-    pub precision: f64,
+    pub precision: Option<f64>,
     /// Macro recall.
-    pub recall: f64,
+    pub recall: Option<f64>,
     /// Macro F1.
-    pub f1_score: f64,
+    pub f1_score: Option<f64>,
+    /// Rows evaluated (absent in results stored before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    /// Why there are no figures, when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// `model_info` of a result.
@@ -212,6 +221,39 @@ pub struct DataSummary {
     pub total_samples: u64,
     /// Features per sample.
     pub feature_count: u64,
+    /// Samples per split (additions; absent in results stored before they existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_samples: Option<u64>,
+    /// Validation samples (0: no validation split, its figures are `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_samples: Option<u64>,
+    /// Test samples (0: no test split, `test_metrics` figures are `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_samples: Option<u64>,
+    /// Where the range of bars requested came from (addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_range: Option<RangeOrigin>,
+}
+
+/// Where each end of a session's range of bars came from (see [`DateSource`]).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RangeOrigin {
+    /// Origin of the first instant asked for.
+    pub start: DateSource,
+    /// Origin of the end asked for.
+    pub end: DateSource,
+}
+
+/// Who chose one end of the range of bars a session trains on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DateSource {
+    /// `start_date` / `end_date` of the start request.
+    Request,
+    /// `training_data.start_date` / `end_date` of the strategy YAML.
+    Strategy,
+    /// Neither gave one: the first bar available (start) or now (end).
+    Data,
 }
 
 /// What a finished training produced: the body of `GET /training/result/{id}` less

@@ -6,10 +6,12 @@
 //! problems at once, each naming its key path, e.g.
 //! `model.training.epochs: must be a positive integer, got 0`. Unknown top-level
 //! sections (`decisions`, `deployment`, `date_range`, ...) and unknown keys inside
-//! sections are ignored; unknown indicator parameters are errors.
+//! sections are ignored; unknown indicator parameters are errors. Every size a
+//! strategy or a request controls has a ceiling in [`limits`].
 
 mod error;
 mod indicator;
+pub mod limits;
 mod model;
 mod network;
 mod overrides;

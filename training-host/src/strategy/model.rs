@@ -32,7 +32,8 @@ pub struct Strategy {
     pub model: ModelConfig,
     /// Labels and split.
     pub training: TrainingConfig,
-    /// Date range from runtime overrides (the YAML's own `date_range` is not read).
+    /// Range of bars: `training_data.start_date`/`end_date` of the YAML, replaced by the
+    /// runtime overrides; an open end means "from the first bar available" / "up to now".
     #[serde(default)]
     pub date_range: DateRange,
 }
@@ -42,6 +43,22 @@ impl Strategy {
     /// prefixed `{timeframe}_`).
     pub fn is_multi_timeframe(&self) -> bool {
         self.training_data.timeframes.len() > 1
+    }
+
+    /// Member sets over all fuzzy inputs (feature columns per timeframe, before lags).
+    pub fn fuzzy_set_count(&self) -> usize {
+        self.fuzzy_sets.iter().map(|input| input.sets.len()).sum()
+    }
+
+    /// Feature columns the pipeline builds: timeframes × fuzzy sets × (1 + lookback),
+    /// the length of `features::feature_names` (saturating, so a huge lookback cannot
+    /// wrap around a ceiling).
+    pub fn feature_count(&self) -> usize {
+        self.training_data
+            .timeframes
+            .len()
+            .saturating_mul(self.fuzzy_set_count())
+            .saturating_mul(self.model.features.lookback_periods.saturating_add(1))
     }
 }
 

@@ -6,13 +6,16 @@
 //! Dates are ISO dates (`2024-01-31`) or datetimes (`2024-01-31T15:30:00Z`, with an
 //! offset, or naive = UTC). The range is `[start, end)`: a date-only `start_date` means
 //! that day's 00:00 UTC, and a date-only `end_date` means the END of that day (the next
-//! 00:00 UTC), so `2024-01-01`..`2024-12-31` is the whole year.
+//! 00:00 UTC), so `2024-01-01`..`2024-12-31` is the whole year. The strategy's own
+//! `training_data.start_date`/`end_date` follow the same rules; a request's date
+//! replaces the strategy's.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Errors, StrategyError};
-use super::model::Strategy;
+use super::limits::check_network;
+use super::model::{DateRange, Strategy};
 use super::validate::{indexed, parse_symbols, parse_timeframes};
 
 /// Runtime overrides; `None` keeps the strategy's value.
@@ -29,7 +32,8 @@ pub struct Overrides {
 }
 
 /// Applies `overrides` to `strategy`; errors name `symbols[i]`, `timeframes[i]`,
-/// `start_date`, `end_date`, and all are reported together.
+/// `start_date`, `end_date`, and all are reported together. The result is checked
+/// against the ceilings again (other timeframes make other feature counts).
 pub fn apply_overrides(
     mut strategy: Strategy,
     overrides: &Overrides,
@@ -43,26 +47,11 @@ pub fn apply_overrides(
         .timeframes
         .as_ref()
         .map(|list| parse_timeframes(&mut errors, "timeframes", &indexed("timeframes", list)));
-    let start = overrides
-        .start_date
-        .as_deref()
-        .map(|text| parse_bound(&mut errors, "start_date", text, false));
-    let end = overrides
-        .end_date
-        .as_deref()
-        .map(|text| parse_bound(&mut errors, "end_date", text, true));
-    if let (Some(Some(s)), Some(Some(e))) = (start, end)
-        && s >= e
-    {
-        errors.push(
-            "end_date",
-            format!(
-                "must be after start_date ({} >= {})",
-                s.to_rfc3339(),
-                e.to_rfc3339()
-            ),
-        );
-    }
+    let range = parse_range(
+        &mut errors,
+        ("start_date", overrides.start_date.as_deref()),
+        ("end_date", overrides.end_date.as_deref()),
+    );
     errors.finish(())?;
 
     if let Some(Some(symbols)) = symbols {
@@ -77,13 +66,52 @@ pub fn apply_overrides(
         }
         data.timeframes = timeframes;
     }
-    if let Some(Some(start)) = start {
-        strategy.date_range.start = Some(start);
+    let range = range.unwrap_or_default();
+    let dates = &mut strategy.date_range;
+    dates.start = range.start.or(dates.start);
+    dates.end = range.end.or(dates.end);
+    let mut errors = Errors::default();
+    // One end from the request, the other from the strategy's training_data.
+    let path = if overrides.end_date.is_some() {
+        "end_date"
+    } else {
+        "start_date"
+    };
+    check_order(&mut errors, path, &strategy.date_range);
+    check_network(&mut errors, &strategy);
+    errors.finish(strategy)
+}
+
+/// Parses an optional `[start, end)` pair given as `(path, text)` each; `None` when
+/// either bound is malformed or the range is empty (recorded at its path).
+pub(crate) fn parse_range(
+    errors: &mut Errors,
+    (start_path, start): (&str, Option<&str>),
+    (end_path, end): (&str, Option<&str>),
+) -> Option<DateRange> {
+    let before = errors.len();
+    let range = DateRange {
+        start: start.and_then(|text| parse_bound(errors, start_path, text, false)),
+        end: end.and_then(|text| parse_bound(errors, end_path, text, true)),
+    };
+    check_order(errors, end_path, &range);
+    (errors.len() == before).then_some(range)
+}
+
+/// Records an empty range at `path`.
+fn check_order(errors: &mut Errors, path: &str, range: &DateRange) {
+    if let (Some(s), Some(e)) = (range.start, range.end)
+        && s >= e
+    {
+        errors.push(
+            path,
+            format!(
+                "end_date must be after start_date ({} >= {})",
+                s.to_rfc3339(),
+                e.to_rfc3339()
+            ),
+        );
     }
-    if let Some(Some(end)) = end {
-        strategy.date_range.end = Some(end);
-    }
-    Ok(strategy)
 }
 
 /// Parses one bound; a date-only end bound is the next midnight (end of that day).

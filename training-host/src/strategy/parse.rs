@@ -14,6 +14,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_yaml_ng::Value;
 
 use super::error::{FieldError, StrategyError};
+use super::limits::MAX_STRATEGY_YAML_BYTES;
 
 /// A YAML mapping kept in document order (feature column order follows the YAML).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +64,11 @@ pub(crate) struct RawTrainingData {
     pub(crate) symbols: Option<RawSymbols>,
     pub(crate) timeframes: Option<RawTimeframes>,
     pub(crate) history_required: Option<i64>,
+    /// First day or instant of training data (KTRDR's spelling; the request's
+    /// `start_date` replaces it).
+    pub(crate) start_date: Option<String>,
+    /// Last day (inclusive) or first excluded instant.
+    pub(crate) end_date: Option<String>,
 }
 
 /// `symbols`: `list`, or KTRDR's single-symbol spelling `symbol`.
@@ -147,16 +153,15 @@ pub(crate) struct RawDataSplit {
     pub(crate) test: Option<f64>,
 }
 
-/// Largest document accepted; real strategies are a few KiB.
-const MAX_YAML_BYTES: usize = 1 << 20;
-
 /// Parses the YAML text into raw sections.
 pub(crate) fn parse_raw(yaml: &str) -> Result<RawStrategy, StrategyError> {
-    if yaml.len() > MAX_YAML_BYTES {
+    // Named after the request field that carries the document: its size is the
+    // request's, and nothing of it is parsed.
+    if yaml.len() > MAX_STRATEGY_YAML_BYTES {
         return Err(StrategyError::single(FieldError::new(
-            "",
+            "strategy_yaml",
             format!(
-                "strategy document is {} bytes; at most {MAX_YAML_BYTES} are accepted",
+                "the strategy document is {} bytes; at most {MAX_STRATEGY_YAML_BYTES} are accepted",
                 yaml.len()
             ),
         )));

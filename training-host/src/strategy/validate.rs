@@ -8,7 +8,9 @@
 use data_host::{Symbol, Timeframe};
 
 use super::error::{Errors, StrategyError, num};
+use super::limits::{MAX_SYMBOLS, MAX_TIMEFRAMES, at_most, check_network};
 use super::model::{DateRange, Strategy, TrainingData};
+use super::overrides::parse_range;
 use super::parse::{RawStrategy, RawTrainingData};
 use super::{validate_fuzzy, validate_indicators, validate_model};
 
@@ -16,23 +18,40 @@ use super::{validate_fuzzy, validate_indicators, validate_model};
 pub(crate) fn validate(raw: RawStrategy) -> Result<Strategy, StrategyError> {
     let mut errors = Errors::default();
     let name = strategy_name(&mut errors, raw.name);
+    let date_range = raw
+        .training_data
+        .as_ref()
+        .map_or(Some(DateRange::default()), |t| {
+            parse_range(
+                &mut errors,
+                ("training_data.start_date", t.start_date.as_deref()),
+                ("training_data.end_date", t.end_date.as_deref()),
+            )
+        });
     let training_data = training_data(&mut errors, raw.training_data);
     let (indicators, known) = validate_indicators::indicators(&mut errors, raw.indicators);
     let fuzzy_sets = validate_fuzzy::fuzzy_sets(&mut errors, raw.fuzzy_sets, &known);
     let model = validate_model::model(&mut errors, raw.model);
     let training = validate_model::training(&mut errors, raw.training);
-    match (name, training_data, model, training) {
-        (Some(name), Some(training_data), Some(model), Some(training)) => errors.finish(Strategy {
-            name,
-            description: raw.description,
-            version: raw.version,
-            training_data,
-            indicators,
-            fuzzy_sets,
-            model,
-            training,
-            date_range: DateRange::default(),
-        }),
+    match (name, training_data, model, training, date_range) {
+        (Some(name), Some(training_data), Some(model), Some(training), Some(date_range)) => {
+            let strategy = Strategy {
+                name,
+                description: raw.description,
+                version: raw.version,
+                training_data,
+                indicators,
+                fuzzy_sets,
+                model,
+                training,
+                date_range,
+            };
+            // The sizes the whole strategy determines, once each part is valid.
+            if errors.len() == 0 {
+                check_network(&mut errors, &strategy);
+            }
+            errors.finish(strategy)
+        }
         _ => {
             if errors.len() == 0 {
                 // Every `None` above records why; this is a guard, not a path.
@@ -185,6 +204,9 @@ pub(crate) fn parse_symbols(errors: &mut Errors, path: &str, items: &Items) -> O
         errors.push(path, "must not be empty");
         return None;
     }
+    if !at_most(errors, path, items.len(), MAX_SYMBOLS, "symbols") {
+        return None;
+    }
     let before = errors.len();
     let mut out: Vec<Symbol> = Vec::with_capacity(items.len());
     for (item_path, text) in items {
@@ -209,6 +231,9 @@ pub(crate) fn parse_timeframes(
         errors.push(path, "must not be empty");
         return None;
     }
+    if !at_most(errors, path, items.len(), MAX_TIMEFRAMES, "timeframes") {
+        return None;
+    }
     let before = errors.len();
     let mut out: Vec<Timeframe> = Vec::with_capacity(items.len());
     for (item_path, text) in items {
@@ -231,10 +256,30 @@ pub(crate) fn required<T>(errors: &mut Errors, path: &str, value: Option<T>) -> 
     value
 }
 
-/// A required positive integer.
-pub(crate) fn positive(errors: &mut Errors, path: &str, value: Option<i64>) -> Option<usize> {
+/// A required integer in `1..=max`.
+pub(crate) fn bounded(
+    errors: &mut Errors,
+    path: &str,
+    value: Option<i64>,
+    max: usize,
+) -> Option<usize> {
     let v = required(errors, path, value)?;
-    positive_int(errors, path, v)
+    positive_at_most(errors, path, v, max)
+}
+
+/// `value` as a count in `1..=max`, or records why not (the ceiling named).
+pub(crate) fn positive_at_most(
+    errors: &mut Errors,
+    path: &str,
+    value: i64,
+    max: usize,
+) -> Option<usize> {
+    let v = positive_int(errors, path, value)?;
+    if v > max {
+        errors.push(path, format!("must be at most {max}, got {v}"));
+        return None;
+    }
+    Some(v)
 }
 
 /// `value` as a count >= 1, or records why not.

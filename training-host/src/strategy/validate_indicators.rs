@@ -9,12 +9,9 @@ use serde_yaml_ng::Value;
 
 use super::error::Errors;
 use super::indicator::{Indicator, IndicatorSpec, PriceSource};
+use super::limits::MAX_PERIOD;
 use super::parse::OrderedMap;
-use super::validate::{positive_int, required};
-
-/// Longest accepted period; windows are recomputed per row, so unbounded periods
-/// would make feature building quadratic for no trading purpose.
-pub(crate) const MAX_PERIOD: usize = 10_000;
+use super::validate::{positive_at_most, required};
 
 /// An indicator as far as fuzzy-set validation needs it, including indicators that
 /// are themselves invalid (so one mistake does not cascade into "unknown feature_id").
@@ -237,12 +234,7 @@ impl Params<'_> {
             );
             return None;
         };
-        let period = positive_int(errors, &path, n)?;
-        if period > MAX_PERIOD {
-            errors.push(path, format!("must be at most {MAX_PERIOD}, got {period}"));
-            return None;
-        }
-        Some(period)
+        positive_at_most(errors, &path, n, MAX_PERIOD)
     }
 
     fn multiplier(&self, errors: &mut Errors) -> Option<f64> {

@@ -2,15 +2,16 @@
 //! data split) sections.
 
 use super::error::{Errors, num};
+use super::limits::{
+    MAX_BATCH_SIZE, MAX_EPOCHS, MAX_HIDDEN_LAYERS, MAX_LABEL_LOOKAHEAD, MAX_LAYER_WIDTH,
+    MAX_LOOKBACK, at_most,
+};
 use super::model::{DataSplit, LabelConfig, TrainingConfig};
 use super::network::{
     Activation, Architecture, EarlyStopping, FeatureConfig, Hyperparameters, ModelConfig, Optimizer,
 };
 use super::parse::{RawDataSplit, RawModel, RawTraining};
-use super::validate::{positive, positive_float, positive_int, required};
-
-/// Most lagged copies per feature; beyond this the feature count explodes for no gain.
-const MAX_LOOKBACK: i64 = 1000;
+use super::validate::{bounded, positive_at_most, positive_float, positive_int, required};
 /// Tolerance of `train + validation + test == 1`.
 const SPLIT_TOLERANCE: f64 = 1e-6;
 
@@ -31,13 +32,24 @@ pub(crate) fn model(errors: &mut Errors, raw: Option<RawModel>) -> Option<ModelC
             errors.push("model.architecture.hidden_layers", "must not be empty");
         }
         let before = errors.len();
-        let hidden_layers: Vec<usize> = hidden
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &w)| {
-                positive_int(errors, &format!("model.architecture.hidden_layers[{i}]"), w)
-            })
-            .collect();
+        let hidden_layers: Vec<usize> = if at_most(
+            errors,
+            "model.architecture.hidden_layers",
+            hidden.len(),
+            MAX_HIDDEN_LAYERS,
+            "hidden layers",
+        ) {
+            hidden
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &w)| {
+                    let path = format!("model.architecture.hidden_layers[{i}]");
+                    positive_at_most(errors, &path, w, MAX_LAYER_WIDTH)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let activation = choice(
             errors,
             "model.architecture.activation",
@@ -66,15 +78,20 @@ pub(crate) fn model(errors: &mut Errors, raw: Option<RawModel>) -> Option<ModelC
         }),
         |f| {
             let lookback = f.lookback_periods.unwrap_or(0);
-            if !(0..=MAX_LOOKBACK).contains(&lookback) {
-                errors.push(
-                    "model.features.lookback_periods",
-                    format!("must be an integer in 0..={MAX_LOOKBACK}, got {lookback}"),
-                );
-                return None;
-            }
+            let path = "model.features.lookback_periods";
+            let lookback_periods = match usize::try_from(lookback) {
+                Ok(l) if l <= MAX_LOOKBACK => Some(l),
+                Ok(l) => {
+                    errors.push(path, format!("must be at most {MAX_LOOKBACK}, got {l}"));
+                    None
+                }
+                Err(_) => {
+                    errors.push(path, format!("must be an integer >= 0, got {lookback}"));
+                    None
+                }
+            };
             Some(FeatureConfig {
-                lookback_periods: usize::try_from(lookback).ok()?,
+                lookback_periods: lookback_periods?,
                 scale_features: f.scale_features.unwrap_or(true),
             })
         },
@@ -83,8 +100,13 @@ pub(crate) fn model(errors: &mut Errors, raw: Option<RawModel>) -> Option<ModelC
         let lr_path = "model.training.learning_rate";
         let learning_rate = required(errors, lr_path, t.learning_rate)
             .and_then(|lr| positive_float(errors, lr_path, lr));
-        let batch_size = positive(errors, "model.training.batch_size", t.batch_size);
-        let epochs = positive(errors, "model.training.epochs", t.epochs);
+        let batch_size = bounded(
+            errors,
+            "model.training.batch_size",
+            t.batch_size,
+            MAX_BATCH_SIZE,
+        );
+        let epochs = bounded(errors, "model.training.epochs", t.epochs, MAX_EPOCHS);
         let optimizer = choice(
             errors,
             "model.training.optimizer",
@@ -144,7 +166,12 @@ pub(crate) fn training(errors: &mut Errors, raw: Option<RawTraining>) -> Option<
         let th_path = "training.labels.zigzag_threshold";
         let threshold = required(errors, th_path, l.zigzag_threshold)
             .and_then(|t| positive_float(errors, th_path, t));
-        let lookahead = positive(errors, "training.labels.label_lookahead", l.label_lookahead);
+        let lookahead = bounded(
+            errors,
+            "training.labels.label_lookahead",
+            l.label_lookahead,
+            MAX_LABEL_LOOKAHEAD,
+        );
         Some(LabelConfig {
             zigzag_threshold: threshold?,
             label_lookahead: lookahead?,

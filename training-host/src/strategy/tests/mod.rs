@@ -7,6 +7,7 @@ use data_host::{Symbol, Timeframe};
 
 use super::*;
 
+mod limits;
 mod overrides;
 mod rules;
 

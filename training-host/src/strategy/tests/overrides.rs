@@ -80,3 +80,62 @@ fn bad_overrides_name_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn the_strategy_may_carry_its_dates_and_the_request_replaces_them() {
+    let dated = BASE.replace(
+        "  history_required: 200\n",
+        "  history_required: 200\n  start_date: 2019-01-01\n  end_date: \"2019-12-31\"\n",
+    );
+    let s = parse_strategy(&dated).expect("valid");
+    let text = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
+    assert_eq!(
+        (text(s.date_range.start), text(s.date_range.end)),
+        (
+            Some("2019-01-01T00:00:00+00:00".to_owned()),
+            Some("2020-01-01T00:00:00+00:00".to_owned())
+        ),
+        "same rules as the request's dates: a date-only end is inclusive"
+    );
+    let later = Overrides {
+        start_date: Some("2019-06-01".into()),
+        ..Overrides::default()
+    };
+    let out = apply_overrides(s.clone(), &later).expect("valid");
+    assert_eq!(
+        text(out.date_range.start).as_deref(),
+        Some("2019-06-01T00:00:00+00:00")
+    );
+    assert_eq!(
+        out.date_range.end, s.date_range.end,
+        "the strategy's end stays"
+    );
+
+    // A request start after the strategy's end: an empty range, named at the request's key.
+    let past = Overrides {
+        start_date: Some("2020-06-01".into()),
+        ..Overrides::default()
+    };
+    let err = apply_overrides(s, &past).expect_err("empty range");
+    assert!(err.has_path("start_date"), "{err}");
+
+    for (yaml, path) in [
+        (
+            BASE.replace(
+                "  history_required: 200\n",
+                "  history_required: 200\n  start_date: someday\n",
+            ),
+            "training_data.start_date",
+        ),
+        (
+            BASE.replace(
+                "  history_required: 200\n",
+                "  history_required: 200\n  start_date: 2020-01-01\n  end_date: 2019-01-01\n",
+            ),
+            "training_data.end_date",
+        ),
+    ] {
+        let err = parse_strategy(&yaml).expect_err("invalid dates");
+        assert!(err.has_path(path), "{path} missing in:\n{err}");
+    }
+}
