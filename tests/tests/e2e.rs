@@ -213,7 +213,7 @@ async fn ctrl_c_in_the_cli_cancels_the_operation_it_started() {
     let models = tempfile::tempdir().expect("tempdir");
     let gw = gateway(store.path(), models.path(), None, &[]);
     let yaml = store.path().join("long.yaml");
-    std::fs::write(&yaml, hourly_strategy(100_000)).expect("write strategy");
+    std::fs::write(&yaml, hourly_strategy(10_000)).expect("write strategy");
     let mut child = Command::new(binary("hostbridge"))
         .args(["--url", &gw.url(), "--quiet", "train", arg(&yaml)])
         .args([
@@ -369,24 +369,69 @@ async fn a_dead_data_host_is_reported_and_the_rest_keeps_working() {
     assert_eq!(op["data"]["status"], "failed", "{op}");
 }
 
+/// A training-host on the hourly sample and the directories of a gateway in host mode
+/// for training, which the tests start (and restart) with [`Self::gateway`].
+struct HostTraining {
+    store: tempfile::TempDir,
+    _host_models: tempfile::TempDir,
+    gateway_models: tempfile::TempDir,
+    training: Service,
+}
+
+impl HostTraining {
+    fn start() -> Self {
+        let store = store_with_hourly_sample();
+        let host_models = tempfile::tempdir().expect("tempdir");
+        let training = training_host(store.path(), host_models.path());
+        Self {
+            store,
+            _host_models: host_models,
+            gateway_models: tempfile::tempdir().expect("tempdir"),
+            training,
+        }
+    }
+
+    /// A gateway on the same store and state as every earlier one.
+    fn gateway(&self) -> Service {
+        let url = self.training.url();
+        let env = [
+            ("USE_TRAINING_HOST_SERVICE", "true"),
+            ("TRAINING_HOST_SERVICE_URL", url.as_str()),
+        ];
+        gateway(self.store.path(), self.gateway_models.path(), None, &env)
+    }
+}
+
+#[tokio::test]
+async fn a_gateway_stopped_mid_training_ends_it_failed_with_the_reason_and_stops_the_session() {
+    let stack = HostTraining::start();
+    let training_url = stack.training.url();
+    let mut gw = stack.gateway();
+    let id = start_long_training(&gw).await;
+    let exit = gw.terminate().expect("the gateway exits on SIGTERM");
+    assert!(exit.success(), "{exit:?}\n{}", gw.log());
+    // The graceful path stops the session itself, before it exits.
+    let (_, session) = get(&format!("{training_url}/training/status/{id}")).await;
+    assert_eq!(session["status"], "stopped", "{session}\n{}", gw.log());
+
+    let gw = stack.gateway();
+    let (_, op) = get(&format!("{}/api/v1/operations/{id}", gw.url())).await;
+    assert_eq!(op["data"]["status"], "failed", "{op}");
+    let reason = op["data"]["error_message"].as_str().unwrap_or_default();
+    assert!(reason.contains("shut down"), "{op}");
+}
+
 #[tokio::test]
 async fn a_gateway_killed_mid_training_stops_the_orphaned_session_when_it_restarts() {
-    let store = store_with_hourly_sample();
-    let host_models = tempfile::tempdir().expect("tempdir");
-    let gateway_models = tempfile::tempdir().expect("tempdir");
-    let training = training_host(store.path(), host_models.path());
-    let training_url = training.url();
-    let env = [
-        ("USE_TRAINING_HOST_SERVICE", "true"),
-        ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
-    ];
-    let mut gw = gateway(store.path(), gateway_models.path(), None, &env);
+    let stack = HostTraining::start();
+    let training_url = stack.training.url();
+    let mut gw = stack.gateway();
     let id = start_long_training(&gw).await;
     gw.kill(); // No graceful shutdown: nobody stops the session.
     let (_, session) = get(&format!("{training_url}/training/status/{id}")).await;
     assert_eq!(session["status"], "running", "{session}");
 
-    let gw = gateway(store.path(), gateway_models.path(), None, &env);
+    let gw = stack.gateway();
     let (_, op) = get(&format!("{}/api/v1/operations/{id}", gw.url())).await;
     assert_eq!(op["data"]["status"], "failed", "{op}");
     assert_eq!(op["data"]["error_message"], "interrupted by restart");

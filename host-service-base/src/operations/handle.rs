@@ -226,6 +226,18 @@ impl OperationHandle {
         changed
     }
 
+    /// Finishes as failed with `reason`, then fires the token: the work was stopped by
+    /// the service (a shutdown), not by anyone who asked for it, so it is not
+    /// `cancelled`, and it ends the same way as work found unfinished after a crash.
+    pub fn interrupt(&self, reason: impl Into<String>) -> bool {
+        let changed = self.fail(reason);
+        if changed {
+            // After the status change, so work that sees the token sees `failed`.
+            self.entry.token.cancel();
+        }
+        changed
+    }
+
     /// Applies `edit` unless the operation is terminal (or `edit` declines), publishes
     /// the change and writes it to the store when due.
     fn apply(&self, change: Change, edit: impl FnOnce(&mut OperationInfo) -> bool) -> bool {

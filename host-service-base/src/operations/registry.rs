@@ -346,6 +346,18 @@ impl Operations {
             .count()
     }
 
+    /// Interrupts every pending or running operation (at shutdown): each ends `failed`
+    /// with `reason` and its token fires. Returns how many.
+    pub fn interrupt_all(&self, reason: &str) -> usize {
+        let entries: Vec<Arc<Entry>> = self.shared.read().values().cloned().collect();
+        entries
+            .into_iter()
+            .filter(|entry| {
+                OperationHandle::new(self.shared.clone(), entry.clone()).interrupt(reason)
+            })
+            .count()
+    }
+
     /// Every change of every operation from now on (`status`, `progress` and `terminal`
     /// events; no snapshots), each operation's in order. A receiver more than
     /// [`FEED_BUFFER`] changes behind gets `Lagged(n)` and continues with the newest.

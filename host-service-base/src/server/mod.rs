@@ -157,18 +157,26 @@ impl Server {
             .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
             .into_future(),
         );
-        tokio::select! {
-            result = &mut server => {
-                // The server ended without being asked to: surface why.
-                result??;
-                return Ok(ShutdownReport { drained: true });
-            }
-            () = shutdown.cancelled() => {}
+        // Biased, shutdown first: once the token fires, an idle server finishes its
+        // graceful shutdown at once, so both branches are ready in the same poll; an
+        // unbiased select then picked the server half the time and skipped the shutdown
+        // path (running operations were left `running`, found "interrupted by restart").
+        let ended_unasked = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => None,
+            result = &mut server => Some(result),
+        };
+        if let Some(result) = ended_unasked {
+            // The server ended without being asked to: surface why.
+            result??;
+            return Ok(ShutdownReport { drained: true });
         }
 
         tracing::info!(%service, grace_s = grace.as_secs_f64(), "shutting down");
         if let Some(ops) = &operations {
-            ops.cancel_all("server shutting down");
+            // Failed, not cancelled: nobody asked for it, and a restart finds it ended
+            // the same way as after a crash ("interrupted by restart").
+            ops.interrupt_all("interrupted: the service shut down before it finished");
         }
         let drain = async {
             let served = (&mut server).await;

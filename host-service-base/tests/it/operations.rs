@@ -178,6 +178,29 @@ async fn cancel_all_cancels_only_active_operations() {
 }
 
 #[tokio::test]
+async fn interrupt_all_fails_only_active_operations_and_fires_their_tokens() {
+    let ops = Operations::in_memory();
+    let a = ops.create("x", json!({}));
+    let b = ops.create("x", json!({}));
+    b.start();
+    let c = ops.create("x", json!({}));
+    c.complete(json!({}));
+    assert_eq!(ops.interrupt_all("service shut down"), 2);
+    for active in [&a, &b] {
+        assert!(active.token().is_cancelled());
+        let info = active.info();
+        assert_eq!(info.status, OperationStatus::Failed);
+        assert_eq!(info.error_message.as_deref(), Some("service shut down"));
+        assert!(info.completed_at.is_some());
+    }
+    // Work that notices the token afterwards cannot turn it into `cancelled`.
+    assert!(!b.mark_cancelled("late"));
+    assert_eq!(b.status(), OperationStatus::Failed);
+    assert_eq!(c.status(), OperationStatus::Completed);
+    assert_eq!(ops.active_count(), 0);
+}
+
+#[tokio::test]
 async fn state_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (done_json, failed_json, running_id) = {
