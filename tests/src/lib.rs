@@ -6,10 +6,13 @@
 //!   JSON log, killed when dropped.
 //! - [`stack`]: the simulator, the host services and the gateway as processes, and the
 //!   HTTP calls made against them.
+//! - [`docker`]: the Docker engine and the compose tool through their own CLIs: the
+//!   project image built from the Dockerfile, compose projects started and removed.
 //! - [`peers`]: the test peers written by others (python-socketio, confluent-kafka, the
 //!   tansu broker), skipped with a reason or required by CI.
 
 pub mod bins;
+pub mod docker;
 pub mod peers;
 pub mod process;
 pub mod stack;

@@ -162,7 +162,7 @@ pub fn terminal(op: &Value) -> bool {
 pub async fn start_long_training(gw: &Service) -> String {
     let (status, answer) = post(
         &format!("{}/api/v1/trainings/start", gw.url()),
-        &train_body(100_000),
+        &train_body(10_000),
     )
     .await;
     assert_eq!(status, 202, "{answer}");

@@ -121,7 +121,7 @@ async fn host_mode_training_runs_on_training_host() {
 async fn cancelling_at_the_gateway_stops_the_host_session() {
     let dirs = Dirs::sample();
     let (host, _host_models, gw) = gateway_on_training_host(&dirs).await;
-    let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(100_000)})).await;
+    let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(10_000)})).await;
     wait_for(&http(), &gw.base, &id, |op| {
         op["progress"]["context"]["batch"].as_u64().unwrap_or(0) >= 1
     })
