@@ -18,7 +18,7 @@
 //! - [`commands`]: the commands consumer — `data.load.requested` and
 //!   `training.start.requested` off Kafka, exactly one operation per command.
 //! - [`gateway`]: everything assembled, with health aggregation; [`api`]: the
-//!   `/api/v1` routes.
+//!   `/api/v1` routes; [`ui`]: the operations page at `/`.
 
 pub mod api;
 pub mod cli;
@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod origin;
 pub mod pool;
 pub mod training;
+pub mod ui;
 
 pub use config::{GatewayConfig, ServiceMode};
 pub use gateway::{Gateway, GatewayError, GatewaySettings};

@@ -76,7 +76,9 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
     let metrics = Metrics::install()?;
     let router = Router::new()
         .nest(PREFIX, api)
-        .merge(metrics_router(metrics));
+        .merge(metrics_router(metrics))
+        // The operations page: outside `/api/v1`, so its assets need no key.
+        .merge(crate::ui::router());
     // Socket.IO (polling and the WebSocket upgrade) on its own route; it checks the API
     // key on its namespace connections itself.
     Ok(

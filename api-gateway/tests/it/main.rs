@@ -14,3 +14,4 @@ mod stream;
 mod support;
 mod topics;
 mod training;
+mod ui;
