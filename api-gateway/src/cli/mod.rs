@@ -641,17 +641,42 @@ fn print_outcome(info: &OperationInfo) {
         let t = &r["training_metrics"];
         let m = &r["test_metrics"];
         println!(
-            "  {} epochs, final train loss {:.4}, val accuracy {:.3}; test accuracy {:.3}, F1 {:.3}",
+            "  {} epochs, final train loss {}, val accuracy {}; test accuracy {}, F1 {}",
             t["epochs_trained"],
-            t["final_train_loss"].as_f64().unwrap_or(f64::NAN),
-            t["final_val_accuracy"].as_f64().unwrap_or(f64::NAN),
-            m["test_accuracy"].as_f64().unwrap_or(f64::NAN),
-            m["f1_score"].as_f64().unwrap_or(f64::NAN),
+            figure(&t["final_train_loss"], 4),
+            figure(&t["final_val_accuracy"], 3),
+            figure(&m["test_accuracy"], 3),
+            figure(&m["f1_score"], 3),
         );
+        if let Some(message) = m["message"].as_str() {
+            println!("  {message}");
+        }
         if let Some(path) = r["model_path"].as_str() {
             println!("  model: {path}");
         }
     } else {
         println!("  {r}");
+    }
+}
+
+/// A result figure with `decimals`, or `n/a` where the result has none (`null`: no
+/// validation or test split, or stopped before the first epoch ended).
+fn figure(value: &Value, decimals: usize) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::figure;
+
+    #[test]
+    fn a_missing_result_figure_reads_n_a_not_nan() {
+        assert_eq!(figure(&json!(0.12345), 3), "0.123");
+        assert_eq!(figure(&json!(null), 3), "n/a");
+        assert_eq!(figure(&json!(1), 4), "1.0000");
     }
 }
