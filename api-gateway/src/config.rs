@@ -52,8 +52,8 @@ impl ServiceMode {
     }
 }
 
-/// The gateway's routing and access settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The gateway's routing and access settings. Its `Debug` output never shows the key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// Data calls (loads, bars).
     pub data: ServiceMode,
@@ -61,6 +61,17 @@ pub struct GatewayConfig {
     pub training: ServiceMode,
     /// The API key `/api/v1` requires, if any.
     pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Configs end up in logs and panic messages; the key must not.
+        f.debug_struct("GatewayConfig")
+            .field("data", &self.data)
+            .field("training", &self.training)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for GatewayConfig {
@@ -129,6 +140,15 @@ mod tests {
             map = map.with(*k, *v);
         }
         GatewayConfig::from_env(&Env::new(map))
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let config = read(&[(HOSTBRIDGE_API_KEY, "s3cret-key-value")]).expect("config");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(format!("{:?}", GatewayConfig::default()).contains("api_key: None"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use host_service_base::HostError;
+use subtle::ConstantTimeEq;
 
 /// Wraps `api` (the router nested under `/api/v1`) with the key check.
 pub(super) fn require_key(api: Router, key: String) -> Router {
@@ -50,13 +51,11 @@ pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Compares without stopping at the first difference, so the time taken does not
-/// tell an attacker how much of a guess was right.
+/// Compares in constant time (`subtle`), so the time taken does not tell an attacker
+/// how much of a guess was right; a guess of another length is refused without
+/// comparing, which tells only the length.
 pub(crate) fn equal(given: &[u8], key: &[u8]) -> bool {
-    if given.len() != key.len() {
-        return false;
-    }
-    given.iter().zip(key).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    given.ct_eq(key).into()
 }
 
 #[cfg(test)]
