@@ -19,11 +19,14 @@ pub(super) fn require_key(api: Router, key: String) -> Router {
 
 async fn check(State(key): State<Arc<[u8]>>, request: Request, next: Next) -> Response {
     // Health stays open (load balancers and healthchecks carry no key), and so does the
-    // API's description.
+    // API's description with Swagger UI's files (the browser loads them before the user
+    // could enter a key in "Authorize").
+    let path = request.uri().path();
     if matches!(
-        request.uri().path().trim_end_matches('/'),
+        path.trim_end_matches('/'),
         "/health" | "/openapi.json" | "/docs"
-    ) {
+    ) || path.starts_with("/docs/")
+    {
         return next.run(request).await;
     }
     match presented(request.headers()) {

@@ -9,19 +9,26 @@ use data_host::api::wire::{ARROW_STREAM, to_arrow};
 use data_host::bars::frame_to_bars;
 use host_service_base::server::Json;
 use host_service_base::{CancellationToken, HostError};
-use serde_json::json;
 
-use super::{correlation_id, envelope};
-use crate::data::{LoadRequest, parse_symbol, parse_time, parse_timeframe};
+use super::correlation_id;
+use super::schemas::{
+    ArrowStream, Bars, ErrorResponse, HeadTimestamp, LoadStarted, Success, meta_text,
+};
+use crate::data::{LoadRequest, StoredSeries, parse_symbol, parse_time, parse_timeframe};
 use crate::gateway::Gateway;
 
 /// `POST /api/v1/data/load` → 202 `{success, data: {operation_id, status, ...}}`.
-#[utoipa::path(post, path = "/api/v1/data/load", tag = "data", request_body = LoadRequest,
+#[utoipa::path(post, path = "/api/v1/data/load", tag = "data",
+    request_body(content = LoadRequest, examples(
+        ("local" = (summary = "bars already in the store (no provider call)", value = json!({"symbol": "AAPL", "timeframe": "1d", "mode": "local"}))),
+        ("tail" = (summary = "fetch what is newer than the last stored bar", value = json!({"symbol": "AAPL", "timeframe": "1h", "mode": "tail", "start_date": "2024-01-02", "end_date": "2024-01-31"}))),
+    )),
+    params(("X-Correlation-ID" = Option<String>, Header, description = "the chain this load belongs to: 1 to 128 visible ASCII characters; every event of the load carries it")),
     responses(
-        (status = 202, description = "`{success, data: {operation_id, status: started, operation_type, symbol, timeframe, mode, source}}`; follow it at /api/v1/operations/{operation_id}"),
-        (status = 400, description = "a bad field, named in `error.details.field`"),
-        (status = 409, description = "a load of the same series is running"),
-        (status = 503, description = "data-host is down (host mode) and the mode needs it"),
+        (status = 202, description = "started; follow it at /api/v1/operations/{operation_id}", body = Success<LoadStarted>),
+        (status = 400, description = "a bad field, named in `error.details.field`", body = ErrorResponse),
+        (status = 409, description = "a load of the same series is running", body = ErrorResponse),
+        (status = 503, description = "data-host is down (host mode) and the mode needs it", body = ErrorResponse),
     ))]
 pub(super) async fn load(
     State(gateway): State<Gateway>,
@@ -30,39 +37,47 @@ pub(super) async fn load(
 ) -> Result<Response, HostError> {
     let correlation = correlation_id(&headers)?;
     let info = gateway.start_load(&request, crate::Origin::correlated(correlation))?;
-    let body = envelope(json!({
-        "operation_id": info.operation_id,
-        "status": "started",
-        "operation_type": info.operation_type,
-        "symbol": info.metadata["symbol"],
-        "timeframe": info.metadata["timeframe"],
-        "mode": info.metadata["mode"],
-        "source": info.metadata["source"],
-        "correlation_id": info.metadata["correlation_id"],
-    }));
-    Ok((StatusCode::ACCEPTED, body).into_response())
+    let text = |key| meta_text(&info.metadata, key).unwrap_or_default();
+    let body = Success::new(LoadStarted {
+        status: "started".to_owned(),
+        symbol: text("symbol"),
+        timeframe: text("timeframe"),
+        mode: text("mode"),
+        source: text("source"),
+        correlation_id: meta_text(&info.metadata, "correlation_id"),
+        operation_type: info.operation_type,
+        operation_id: info.operation_id,
+    });
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
 /// `GET /api/v1/data`: every stored series with its coverage.
 #[utoipa::path(get, path = "/api/v1/data", tag = "data",
-    responses((status = 200, description = "`{success, data: [{symbol, timeframe, first, last, rows}]}`")))]
+    responses(
+        (status = 200, description = "every stored series", body = Success<Vec<StoredSeries>>),
+    ))]
 pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response, HostError> {
-    Ok(envelope(gateway.data().inventory().await?).into_response())
+    let data = gateway.data().inventory().await?;
+    Ok(axum::Json(Success::new(data)).into_response())
 }
 
 /// `GET /api/v1/data/{symbol}/{timeframe}?start&end` (also `start_date`/`end_date`):
 /// stored bars in `[start, end)`; Arrow IPC when the client accepts it.
 #[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}", tag = "data",
     params(
-        ("symbol" = String, Path, description = "e.g. AAPL"),
-        ("timeframe" = String, Path, description = "1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M"),
-        ("start" = Option<String>, Query, description = "first bar (ISO date or time; alias start_date)"),
-        ("end" = Option<String>, Query, description = "end, exclusive (alias end_date)"),
+        ("symbol" = String, Path, description = "letters, digits, `.` and `-`", example = "FB"),
+        ("timeframe" = String, Path, description = "1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M", example = "1d"),
+        ("start" = Option<String>, Query, description = "first bar (ISO date or time; alias start_date)", example = "2012-05-18"),
+        ("end" = Option<String>, Query, description = "end, exclusive (alias end_date)", example = "2012-06-01"),
     ),
     responses(
-        (status = 200, description = "`{success, data: {symbol, timeframe, points, start, end, dates, ohlcv}}`, or an Arrow IPC stream with `Accept: application/vnd.apache.arrow.stream`"),
-        (status = 400, description = "a bad parameter, named"),
-        (status = 404, description = "nothing stored for the series"),
+        (status = 200, description = "the bars as JSON columns, or an Arrow IPC stream with `Accept: application/vnd.apache.arrow.stream`",
+            content(
+                (Success<Bars> = "application/json"),
+                (ArrowStream = "application/vnd.apache.arrow.stream"),
+            )),
+        (status = 400, description = "a bad parameter, named in `error.details.field`", body = ErrorResponse),
+        (status = 404, description = "nothing stored for the series", body = ErrorResponse),
     ))]
 pub(super) async fn bars(
     State(gateway): State<Gateway>,
@@ -109,16 +124,16 @@ pub(super) async fn bars(
             .iter()
             .map(|b| [b.open, b.high, b.low, b.close, b.volume])
             .collect();
-        Ok(envelope(json!({
-            "symbol": symbol.as_str(),
-            "timeframe": timeframe.as_str(),
-            "points": bars.len(),
-            "start": bars.first().map(|b| b.timestamp),
-            "end": bars.last().map(|b| b.timestamp),
-            "dates": dates,
-            "ohlcv": ohlcv,
-        }))
-        .into_response())
+        let data = Bars {
+            symbol: symbol.as_str().to_owned(),
+            timeframe: timeframe.as_str().to_owned(),
+            points: bars.len(),
+            start: bars.first().map(|b| b.timestamp),
+            end: bars.last().map(|b| b.timestamp),
+            dates,
+            ohlcv,
+        };
+        Ok(axum::Json(Success::new(data)).into_response())
     })
     .await
     .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
@@ -127,10 +142,17 @@ pub(super) async fn bars(
 /// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp`: where the provider's data
 /// begins (asked of data-host in host mode, of IB in fallback mode).
 #[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}/head-timestamp", tag = "data",
-    params(("symbol" = String, Path, description = "e.g. AAPL"), ("timeframe" = String, Path, description = "e.g. 1d")),
+    params(
+        ("symbol" = String, Path, description = "letters, digits, `.` and `-`", example = "AAPL"),
+        ("timeframe" = String, Path, description = "1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M", example = "1d"),
+    ),
     responses(
-        (status = 200, description = "`{success, data: {symbol, timeframe, head_timestamp, source}}`"),
-        (status = 503, description = "the provider is unreachable; the message names it"),
+        (status = 200, description = "where the provider's data begins", body = Success<HeadTimestamp>),
+        (status = 400, description = "a bad parameter, named in `error.details.field`", body = ErrorResponse),
+        (status = 404, description = "the provider does not know the symbol", body = ErrorResponse),
+        (status = 502, description = "the provider answered with an error", body = ErrorResponse),
+        (status = 503, description = "the provider is unreachable; the message names it", body = ErrorResponse),
+        (status = 504, description = "the provider did not answer in time", body = ErrorResponse),
     ))]
 pub(super) async fn head_timestamp(
     State(gateway): State<Gateway>,
@@ -147,11 +169,11 @@ pub(super) async fn head_timestamp(
         .provider()
         .head_timestamp(&symbol, timeframe, None, &cancel)
         .await?;
-    Ok(envelope(json!({
-        "symbol": symbol.as_str(),
-        "timeframe": timeframe.as_str(),
-        "head_timestamp": head,
-        "source": gateway.data().provider().name(),
-    }))
-    .into_response())
+    let data = HeadTimestamp {
+        symbol: symbol.as_str().to_owned(),
+        timeframe: timeframe.as_str().to_owned(),
+        head_timestamp: head,
+        source: gateway.data().provider().name().to_owned(),
+    };
+    Ok(axum::Json(Success::new(data)).into_response())
 }

@@ -6,26 +6,23 @@
 pub(crate) mod auth;
 mod data;
 pub mod openapi;
+pub mod schemas;
 mod training;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use host_service_base::HostError;
 use host_service_base::telemetry::{Metrics, metrics_router};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::gateway::{Gateway, GatewayError};
+use schemas::{HealthResponse, HealthStatus, ServicesHealth};
 
 /// The API version prefix.
 pub const PREFIX: &str = "/api/v1";
-
-/// `{success: true, data}`.
-pub(crate) fn envelope(data: impl Serialize) -> axum::Json<Value> {
-    axum::Json(json!({ "success": true, "data": data }))
-}
 
 /// The request header that names the chain a load or training belongs to.
 pub const CORRELATION_HEADER: &str = "x-correlation-id";
@@ -64,11 +61,14 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
         .route("/strategies", get(training::strategies))
         .route("/events", get(crate::events::sse::events))
         .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::page))
+        .route("/docs", get(openapi::docs_root))
+        .route("/docs/", get(openapi::docs_index))
+        .route("/docs/{*file}", get(openapi::docs_file))
         .with_state(gateway.clone())
-        .merge(host_service_base::operations::router(
-            gateway.operations().clone(),
-        ));
+        .merge(
+            host_service_base::operations::router(gateway.operations().clone())
+                .layer(axum::middleware::map_response(enveloped_413)),
+        );
     let api = match gateway.config().api_key.clone() {
         Some(key) => auth::require_key(api, key),
         None => api,
@@ -94,12 +94,30 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
     )
 }
 
+/// Puts a bare 413 into the error envelope. The operations routes of host-service-base
+/// read the optional cancel body as raw bytes, where axum answers a body over the
+/// request-size limit with a plain-text 413; the document (and every other route)
+/// promises the envelope.
+async fn enveloped_413(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
+        return response;
+    }
+    HostError::PayloadTooLarge {
+        message: "the request body is larger than this service accepts".to_owned(),
+    }
+    .into_response()
+}
+
 /// `GET /api/v1/health`: `{status, version, services: {data, training}}`, from cached
 /// probes. Always 200 while the gateway runs; `status` is `degraded` and the service
 /// says why when a host service is down.
-#[utoipa::path(get, path = "/api/v1/health", tag = "health",
-    responses((status = 200, description = "`{success, status: healthy|degraded, version, uptime_seconds, services: {data: {mode, healthy, latency_ms, error?, instances?, details}, training: {...}}, events: {mode, sinks, commands: null | {topic, group, dead_letter_topic, running, consumer, dedup}}}`; needs no API key")))]
-async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", security(()),
+    responses((status = 200, description = "the gateway, the services behind it and the event layer; needs no API key", body = HealthResponse)))]
+async fn health(State(gateway): State<Gateway>) -> axum::Json<HealthResponse> {
     let (data, training) = gateway.health().await;
     let commands = gateway.commands();
     let healthy = data.healthy
@@ -108,12 +126,16 @@ async fn health(State(gateway): State<Gateway>) -> axum::Json<Value> {
         && commands.is_none_or(|c| c.healthy());
     let mut events = gateway.events().health();
     events["commands"] = commands.map_or(Value::Null, |c| c.health());
-    axum::Json(json!({
-        "success": true,
-        "status": if healthy { "healthy" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": gateway.uptime_seconds(),
-        "services": { "data": data, "training": training },
-        "events": events,
-    }))
+    axum::Json(HealthResponse {
+        success: true,
+        status: if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Degraded
+        },
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: gateway.uptime_seconds(),
+        services: ServicesHealth { data, training },
+        events,
+    })
 }

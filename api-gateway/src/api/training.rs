@@ -5,19 +5,29 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use host_service_base::HostError;
 use host_service_base::server::Json;
-use serde_json::json;
 
-use super::{correlation_id, envelope};
+use super::correlation_id;
+use super::schemas::{
+    ErrorResponse, Strategies, Success, TrainingStarted, TrainingStartedResponse, meta_text,
+    meta_texts,
+};
 use crate::gateway::Gateway;
 use crate::training::TrainRequest;
 
 /// `POST /api/v1/trainings/start` → 202 `{success, task_id, data: {task_id, ...}}`.
-#[utoipa::path(post, path = "/api/v1/trainings/start", tag = "training", request_body = TrainRequest,
+#[utoipa::path(post, path = "/api/v1/trainings/start", tag = "training",
+    request_body(content = TrainRequest, examples(
+        ("by name" = (summary = "a strategy of the strategies directory, on other symbols and timeframes", value = json!({"strategy_name": "rsi_macd_mlp", "symbols": ["AAPL"], "timeframes": ["1d"]}))),
+    )),
+    params(("X-Correlation-ID" = Option<String>, Header, description = "the chain this training belongs to: 1 to 128 visible ASCII characters")),
     responses(
-        (status = 202, description = "`{success, task_id, data: {task_id, operation_id, status: started, mode, instance, strategy, symbols, timeframes}}`"),
-        (status = 400, description = "a bad field or strategy key, named (e.g. model.training.epochs)"),
-        (status = 404, description = "no strategy of that name"),
-        (status = 503, description = "no training-host can take the session (down or at its limit)"),
+        (status = 202, description = "started; follow it at /api/v1/operations/{task_id}", body = TrainingStartedResponse),
+        (status = 400, description = "a bad field or strategy key, named in `error.details.field` (e.g. model.training.epochs)", body = ErrorResponse),
+        (status = 404, description = "no strategy of that name", body = ErrorResponse),
+        (status = 409, description = "an operation with that id exists (a redelivered command)", body = ErrorResponse),
+        (status = 502, description = "training-host answered with an error", body = ErrorResponse),
+        (status = 503, description = "no training host can take the session (down or at its limit)", body = ErrorResponse),
+        (status = 504, description = "training-host did not answer in time", body = ErrorResponse),
     ))]
 pub(super) async fn start(
     State(gateway): State<Gateway>,
@@ -31,32 +41,34 @@ pub(super) async fn start(
         .await?;
     let info = gateway.operations().get(&task_id);
     let metadata = info.map(|i| i.metadata).unwrap_or_default();
-    let body = json!({
-        "success": true,
-        "task_id": task_id,
-        "data": {
-            "task_id": task_id,
-            "operation_id": task_id,
-            "status": "started",
-            "mode": metadata["mode"],
-            "instance": metadata["instance"],
-            "strategy": metadata["strategy"],
-            "symbols": metadata["symbols"],
-            "timeframes": metadata["timeframes"],
-            "correlation_id": metadata["correlation_id"],
+    let body = TrainingStartedResponse {
+        success: true,
+        task_id: task_id.clone(),
+        data: TrainingStarted {
+            operation_id: task_id.clone(),
+            task_id,
+            status: "started".to_owned(),
+            mode: meta_text(&metadata, "mode"),
+            instance: meta_text(&metadata, "instance"),
+            strategy: meta_text(&metadata, "strategy"),
+            symbols: meta_texts(&metadata, "symbols"),
+            timeframes: meta_texts(&metadata, "timeframes"),
+            correlation_id: meta_text(&metadata, "correlation_id"),
         },
-    });
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
 /// `GET /api/v1/strategies`: the strategies `strategy_name` can name.
 #[utoipa::path(get, path = "/api/v1/strategies", tag = "training",
-    responses((status = 200, description = "`{success, data: {directory, strategies: [name]}}`")))]
+    responses(
+        (status = 200, description = "the strategies directory and the names in it", body = Success<Strategies>),
+    ))]
 pub(super) async fn strategies(State(gateway): State<Gateway>) -> Response {
     let training = gateway.training();
-    envelope(json!({
-        "directory": training.strategies_dir(),
-        "strategies": training.strategies(),
+    axum::Json(Success::new(Strategies {
+        directory: training.strategies_dir().to_path_buf(),
+        strategies: training.strategies(),
     }))
     .into_response()
 }

@@ -34,18 +34,24 @@ pub const LOAD_OPERATION: &str = "data_load";
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoadRequest {
-    /// Symbol, e.g. `AAPL`.
+    /// Symbol, e.g. `AAPL`: letters, digits, `.` and `-` (case-insensitive).
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,31}$", example = "AAPL")]
     pub symbol: String,
-    /// Bar size, e.g. `1h`.
+    /// Bar size: 1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M.
+    #[schema(pattern = r"^(1m|5m|15m|30m|1h|2h|3h|4h|1d|1w|1M)$", example = "1d")]
     pub timeframe: String,
-    /// `local`, `tail` (default), `backfill` or `full`.
+    /// `local` (store only), `tail` (the default: after the last stored bar),
+    /// `backfill` (before the first) or `full` (both, plus gaps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^(local|tail|backfill|full)$", example = "local")]
     pub mode: Option<String>,
     /// First bar wanted (ISO date or time); default: the earliest the provider has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2024-01-02")]
     pub start_date: Option<String>,
     /// End of the range (exclusive); default: now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2024-01-31T00:00:00Z")]
     pub end_date: Option<String>,
 }
 
@@ -133,7 +139,7 @@ impl LoadRequest {
 }
 
 /// What the store holds for one symbol and timeframe (`GET /api/v1/data`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredSeries {
     /// The symbol.
     pub symbol: String,

@@ -38,19 +38,26 @@ pub const MAX_POLL_FAILURES: u32 = 25;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainRequest {
-    /// A strategy of the strategies directory, by file stem.
+    /// A strategy of the strategies directory, by file stem (see
+    /// `/api/v1/strategies`); one of `strategy_name` and `strategy_yaml` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$",
+        example = "rsi_macd_mlp"
+    )]
     pub strategy_name: Option<String>,
     /// Or the strategy itself (KTRDR v2 YAML).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy_yaml: Option<String>,
     /// Overrides the strategy's symbols.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["AAPL"]))]
     pub symbols: Option<Vec<String>>,
-    /// Overrides the strategy's timeframes.
+    /// Overrides the strategy's timeframes (1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w, 1M).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["1d"]))]
     pub timeframes: Option<Vec<String>>,
-    /// First bar used.
+    /// First bar used (ISO date or time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
     /// End of the bars used (exclusive).

@@ -2,9 +2,21 @@
 //! the API key, bars as JSON and Arrow, metrics.
 
 use api_gateway::GatewayConfig;
+use api_gateway::gateway::Gateway;
 use serde_json::{Value, json};
 
-use crate::support::{Dirs, gateway, get, http, post};
+use crate::support::{Dirs, Running, gateway, get, http, post};
+
+/// A gateway on a copy of the sample store that requires `key`.
+async fn keyed(key: &str) -> (Dirs, Running, Gateway) {
+    let dirs = Dirs::sample();
+    let config = GatewayConfig {
+        api_key: Some(key.into()),
+        ..GatewayConfig::default()
+    };
+    let (gw, gateway) = gateway(dirs.settings(config)).await;
+    (dirs, gw, gateway)
+}
 
 fn assert_error(status: u16, body: &Value, expected: u16, code: &str) {
     assert_eq!(status, expected, "{body}");
@@ -172,12 +184,7 @@ async fn unknown_operations_are_404_in_the_envelope() {
 
 #[tokio::test]
 async fn the_api_key_guards_everything_but_health() {
-    let dirs = Dirs::sample();
-    let config = GatewayConfig {
-        api_key: Some("correct-horse-battery".into()),
-        ..GatewayConfig::default()
-    };
-    let (gw, gateway) = gateway(dirs.settings(config)).await;
+    let (_dirs, gw, gateway) = keyed("correct-horse-battery").await;
     let http = http();
     let (status, _) = get(&http, &format!("{}/api/v1/health", gw.base)).await;
     assert_eq!(status, 200, "health stays open");
@@ -287,18 +294,63 @@ async fn metrics_are_served() {
     );
 }
 
+/// The schema of `method path`'s `status` answer in `doc`, asserting it is documented.
+fn response_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value {
+    let response = &doc["paths"][path][method]["responses"][status.to_string()];
+    assert!(
+        response.is_object(),
+        "{method} {path} answered {status}, which the document does not list"
+    );
+    response["content"]["application/json"]["schema"].clone()
+}
+
+/// Asserts `body` is valid against `schema`, whose `$ref`s point into `doc`'s
+/// components (OpenAPI 3.1 schemas are JSON Schema 2020-12).
+fn assert_valid(doc: &Value, schema: &Value, body: &Value, what: &str) {
+    let mut root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+    });
+    let Some(keys) = schema.as_object() else {
+        panic!("{what}: no JSON schema: {schema}");
+    };
+    for (key, value) in keys {
+        root[key] = value.clone();
+    }
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} breaks its schema {schema}: {errors:?}\n{body}"
+    );
+}
+
+/// Asserts the answer `status, body` of `method path` is documented and valid.
+fn assert_conforms(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let schema = response_schema(doc, method, path, status);
+    assert_valid(doc, &schema, body, &format!("{method} {path} → {status}"));
+}
+
+fn named(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The document, as served.
+async fn served_document(http: &reqwest::Client, base: &str) -> Value {
+    let (status, doc) = get(http, &format!("{base}/api/v1/openapi.json")).await;
+    assert_eq!(status, 200, "{doc}");
+    doc
+}
+
 #[tokio::test]
 async fn the_openapi_document_lists_only_routes_that_are_served() {
-    let dirs = Dirs::sample();
-    let config = GatewayConfig {
-        api_key: Some("documented-key-123".into()),
-        ..GatewayConfig::default()
-    };
-    let (gw, _) = gateway(dirs.settings(config)).await;
+    let (_dirs, gw, _) = keyed("documented-key-123").await;
     let http = http();
-    // The description and the page need no key.
-    let (status, doc) = get(&http, &format!("{}/api/v1/openapi.json", gw.base)).await;
-    assert_eq!(status, 200, "{doc}");
+    // The description needs no key.
+    let doc = served_document(&http, &gw.base).await;
     assert!(
         doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
         "{doc}"
@@ -307,20 +359,9 @@ async fn the_openapi_document_lists_only_routes_that_are_served() {
         doc["components"]["schemas"]["LoadRequest"]["properties"]["mode"].is_object(),
         "{doc}"
     );
-    let page = http
-        .get(format!("{}/api/v1/docs", gw.base))
-        .send()
-        .await
-        .expect("docs");
-    assert_eq!(page.status().as_u16(), 200);
-    let html = page.text().await.expect("html");
-    assert!(
-        html.contains("openapi.json") && !html.contains("https://"),
-        "no CDN"
-    );
 
     let documented = api_gateway::api::openapi::documented_paths();
-    assert!(documented.len() >= 11, "{documented:?}");
+    assert!(documented.len() >= 12, "{documented:?}");
     for (method, path) in documented {
         let url = format!("{}{}", gw.base, path)
             .replace("{symbol}", "FB")
@@ -338,7 +379,16 @@ async fn the_openapi_document_lists_only_routes_that_are_served() {
             .await
             .expect("send");
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let streaming = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+        // An event stream does not end: its head is the answer.
+        let body = if streaming {
+            String::new()
+        } else {
+            response.text().await.unwrap_or_default()
+        };
         // Axum answers an unknown route with a bare 404 and a wrong method with 405;
         // every served route answers something else, errors in the envelope.
         assert_ne!(status, 405, "{method} {path}: {body}");
@@ -349,5 +399,412 @@ async fn the_openapi_document_lists_only_routes_that_are_served() {
                 "{method} {path} is not served: {body}"
             );
         }
+        assert!(
+            api_gateway::api::openapi::documents_status(&method, &path, status),
+            "{method} {path} answered {status}, which is not documented: {body}"
+        );
     }
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_from_the_binary_without_a_key() {
+    let (_dirs, gw, _) = keyed("explorer-key-123").await;
+    let http = http();
+    // `/docs` sends the browser to `/docs/`, where the page's relative links resolve.
+    let page = http
+        .get(format!("{}/api/v1/docs", gw.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.url().path(), "/api/v1/docs/");
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        page.headers()
+    );
+    let html = page.text().await.expect("html");
+    assert!(html.contains("swagger-ui"), "{html}");
+
+    // Every script and style the page loads comes from the gateway, none from a CDN.
+    let mut assets = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for piece in html.split(attr).skip(1) {
+            let link = piece.split('"').next().unwrap_or_default();
+            assets.push(link.to_owned());
+        }
+    }
+    assert!(
+        assets.iter().any(|a| a.ends_with("swagger-ui-bundle.js")),
+        "{assets:?}"
+    );
+    assert!(
+        assets.iter().any(|a| a.ends_with("swagger-initializer.js")),
+        "{assets:?}"
+    );
+    for asset in &assets {
+        assert!(
+            !asset.contains("://") && !asset.starts_with("//"),
+            "{asset} is not served by the gateway"
+        );
+        let url = format!("{}/api/v1/docs/{}", gw.base, asset.trim_start_matches("./"));
+        let response = http.get(&url).send().await.expect("asset");
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        let bytes = response.bytes().await.expect("asset body");
+        assert!(!bytes.is_empty(), "{url} is empty");
+    }
+    // The initializer points Swagger UI at the document, which it may fetch keyless.
+    let init =
+        crate::support::text(&format!("{}/api/v1/docs/swagger-initializer.js", gw.base)).await;
+    assert!(init.contains("/api/v1/openapi.json"), "{init}");
+
+    // A file that is not there is a 404 in the envelope, still without a key.
+    let (status, body) = get(&http, &format!("{}/api/v1/docs/nope.js", gw.base)).await;
+    assert_error(status, &body, 404, "not_found");
+    // Everything else still needs the key.
+    let (status, body) = get(&http, &format!("{}/api/v1/data", gw.base)).await;
+    assert_error(status, &body, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn the_document_has_schemas_for_requests_answers_errors_and_the_key() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let doc = served_document(&http(), &gw.base).await;
+
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["type"], "apiKey", "{schemes}");
+    assert_eq!(schemes["api_key"]["in"], "header");
+    assert_eq!(schemes["api_key"]["name"], "X-API-Key");
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    // Health needs no key; everything else names the schemes.
+    assert_eq!(
+        doc["paths"]["/api/v1/health"]["get"]["security"],
+        json!([{}])
+    );
+    assert!(doc["security"].as_array().is_some_and(|s| s.len() == 2));
+
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for name in [
+        "LoadRequest",
+        "TrainRequest",
+        "CancelRequest",
+        "ErrorResponse",
+        "HealthResponse",
+        "Success_LoadStarted",
+        "Success_Vec_StoredSeries",
+        "Success_Bars",
+        "Success_HeadTimestamp",
+        "TrainingStartedResponse",
+        "Success_Strategies",
+        "OperationListResponse",
+        "OperationResponse",
+        "CancelResponse",
+        "OperationInfo",
+        "EventEnvelope",
+    ] {
+        assert!(schemas.contains_key(name), "no schema {name}");
+    }
+
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if let Some(body) = operation.get("requestBody") {
+                assert!(
+                    body["content"]["application/json"]["schema"].is_object(),
+                    "{method} {path}: request body without a schema"
+                );
+            }
+            let responses = operation["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                let content = response["content"].as_object();
+                let content =
+                    content.unwrap_or_else(|| panic!("{method} {path} {status}: no body"));
+                if status.starts_with('2') {
+                    assert!(
+                        content.values().all(|c| c["schema"].is_object()),
+                        "{method} {path} {status}: a body without a schema"
+                    );
+                } else {
+                    assert_eq!(
+                        content["application/json"]["schema"],
+                        named("ErrorResponse"),
+                        "{method} {path} {status}: errors are the envelope"
+                    );
+                }
+            }
+        }
+    }
+    for path in ["/api/v1/events", "/api/v1/operations/{id}/events"] {
+        let ok = &doc["paths"][path]["get"]["responses"]["200"];
+        assert!(
+            ok["content"]["text/event-stream"].is_object(),
+            "{path}: {ok}"
+        );
+    }
+    // The main calls carry examples.
+    for (path, method) in [
+        ("/api/v1/data/load", "post"),
+        ("/api/v1/trainings/start", "post"),
+    ] {
+        let examples =
+            &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["examples"];
+        assert!(examples.is_object(), "{method} {path}: no example");
+    }
+    for name in ["LoadStarted", "Bars", "TrainingStarted", "ErrorResponse"] {
+        let example = &doc["components"]["schemas"][name]["example"];
+        assert!(example.is_object(), "{name}: no example");
+        assert_valid(
+            &doc,
+            &named(name),
+            example,
+            &format!("the example of {name}"),
+        );
+    }
+    let operation = &doc["paths"]["/api/v1/operations/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["example"];
+    assert_valid(
+        &doc,
+        &named("OperationResponse"),
+        operation,
+        "the operation example",
+    );
+}
+
+#[test]
+fn every_error_body_is_the_documented_envelope() {
+    use host_service_base::HostError;
+    use utoipa::OpenApi;
+    let doc: Value = serde_json::from_str(
+        &api_gateway::api::openapi::ApiDoc::openapi()
+            .to_json()
+            .expect("document"),
+    )
+    .expect("JSON");
+    let errors = [
+        HostError::bad_field("symbol", "empty"),
+        HostError::BadRequest {
+            field: None,
+            message: "no".into(),
+        },
+        HostError::not_found("nothing"),
+        HostError::Unauthorized {
+            message: "key".into(),
+        },
+        HostError::Conflict {
+            message: "running".into(),
+        },
+        HostError::Busy {
+            message: "full".into(),
+            retry_after: Some(std::time::Duration::from_secs(2)),
+        },
+        HostError::unavailable("data-host", "refused"),
+        HostError::Timeout {
+            service: "ib-gateway".into(),
+            after: std::time::Duration::from_secs(5),
+        },
+        HostError::internal("bug"),
+        HostError::Cancelled,
+    ];
+    for error in errors {
+        let body = serde_json::to_value(error.to_body()).expect("JSON");
+        assert_valid(&doc, &named("ErrorResponse"), &body, &format!("{error:?}"));
+    }
+}
+
+/// Reads one SSE event (`event:` name and `data:`) from a streaming response, bounded.
+async fn first_sse_event(response: reqwest::Response) -> (String, Value) {
+    use futures::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream stays open")
+            .expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(end) = text.find("\n\n") {
+            let block = &text[..end];
+            let mut name = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if data.is_empty() {
+                // A keep-alive comment.
+                text.drain(..end + 2);
+                continue;
+            }
+            return (name, serde_json::from_str(&data).expect("JSON data"));
+        }
+    }
+    panic!("no SSE event within 30 s: {text}");
+}
+
+/// The first event of one operation's stream.
+async fn operation_event(http: &reqwest::Client, base: &str, id: &str) -> (String, Value) {
+    let stream = http
+        .get(format!("{base}/api/v1/operations/{id}/events"))
+        .send()
+        .await
+        .expect("operation events");
+    first_sse_event(stream).await
+}
+
+#[tokio::test]
+async fn real_answers_conform_to_the_documented_schemas() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let http = http();
+    let base = &gw.base;
+    let doc = served_document(&http, base).await;
+
+    let (status, body) = get(&http, &format!("{base}/api/v1/health")).await;
+    assert_conforms(&doc, "get", "/api/v1/health", status, &body);
+    let (status, body) = get(&http, &format!("{base}/api/v1/data")).await;
+    assert_conforms(&doc, "get", "/api/v1/data", status, &body);
+    let bars = "/api/v1/data/{symbol}/{timeframe}";
+    for (query, expected) in [
+        ("FB/1d?start=2012-05-18&end=2012-06-01", 200),
+        ("FB/1d?start=2013-01-01&end=2013-01-02", 200),
+        ("FB/1d?start=soon", 400),
+        ("FB/9x", 400),
+        ("NOPE/1d", 404),
+    ] {
+        let (status, body) = get(&http, &format!("{base}/api/v1/data/{query}")).await;
+        assert_eq!(status, expected, "{query}: {body}");
+        assert_conforms(&doc, "get", bars, status, &body);
+    }
+    let head = "/api/v1/data/{symbol}/{timeframe}/head-timestamp";
+    let (status, body) = get(&http, &format!("{base}/api/v1/data/AAPL/1d/head-timestamp")).await;
+    assert_conforms(&doc, "get", head, status, &body);
+    let (status, body) = get(&http, &format!("{base}/api/v1/strategies")).await;
+    assert_conforms(&doc, "get", "/api/v1/strategies", status, &body);
+
+    // The event stream, opened before the work starts so it sees it.
+    let events = http
+        .get(format!("{base}/api/v1/events?type=operation."))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(
+        events.headers()["content-type"],
+        "text/event-stream",
+        "{:?}",
+        events.headers()
+    );
+
+    let load = "/api/v1/data/load";
+    let (status, started) = post(
+        &http,
+        &format!("{base}{load}"),
+        &json!({"symbol": "AAPL", "timeframe": "1d", "mode": "local"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    assert_conforms(&doc, "post", load, status, &started);
+    let (status, body) = post(&http, &format!("{base}{load}"), &json!({"symbol": ""})).await;
+    assert_conforms(&doc, "post", load, status, &body);
+
+    let (name, envelope) = first_sse_event(events).await;
+    assert!(name.starts_with("operation."), "{name}");
+    assert_valid(
+        &doc,
+        &named("EventEnvelope"),
+        &envelope,
+        "an /events envelope",
+    );
+
+    let id = started["data"]["operation_id"].as_str().expect("id");
+    crate::support::wait_terminal(&http, base, id).await;
+    let one = "/api/v1/operations/{id}";
+    let (status, body) = get(&http, &format!("{base}/api/v1/operations/{id}")).await;
+    assert_conforms(&doc, "get", one, status, &body);
+    // A finished operation's stream is its terminal event.
+    let (name, operation) = operation_event(&http, base, id).await;
+    assert_eq!(name, "terminal");
+    assert_valid(
+        &doc,
+        &named("OperationInfo"),
+        &operation,
+        "a terminal event",
+    );
+    let (status, body) = get(&http, &format!("{base}/api/v1/operations/op_nope")).await;
+    assert_conforms(&doc, "get", one, status, &body);
+    for query in ["", "?status=completed&limit=5", "?status=sideways"] {
+        let (status, body) = get(&http, &format!("{base}/api/v1/operations{query}")).await;
+        assert_conforms(&doc, "get", "/api/v1/operations", status, &body);
+    }
+    for target in [id, "op_nope"] {
+        let response = http
+            .delete(format!("{base}/api/v1/operations/{target}"))
+            .send()
+            .await
+            .expect("cancel");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("JSON");
+        assert_conforms(&doc, "delete", one, status, &body);
+    }
+
+    // Over the request-size limit: the envelope, on the operations routes too.
+    let huge = json!({ "reason": "x".repeat(3 * 1024 * 1024) });
+    for (method, path, url) in [
+        ("delete", one, format!("{base}/api/v1/operations/op_nope")),
+        ("post", load, format!("{base}{load}")),
+    ] {
+        let request = match method {
+            "delete" => http.delete(&url),
+            _ => http.post(&url),
+        };
+        let response = request.json(&huge).send().await.expect("huge body");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("an envelope");
+        assert_error(status, &body, 413, "payload_too_large");
+        assert_conforms(&doc, method, path, status, &body);
+    }
+
+    let train = "/api/v1/trainings/start";
+    let (status, started) = post(
+        &http,
+        &format!("{base}{train}"),
+        &json!({"strategy_yaml": crate::support::strategy_yaml(2), "symbols": ["AAPL"], "timeframes": ["1d"]}),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    assert_conforms(&doc, "post", train, status, &started);
+    let id = started["task_id"].as_str().expect("task id");
+    // A running operation's stream starts with its snapshot.
+    let (name, operation) = operation_event(&http, base, id).await;
+    assert!(matches!(name.as_str(), "snapshot" | "terminal"), "{name}");
+    assert_valid(
+        &doc,
+        &named("OperationInfo"),
+        &operation,
+        "a snapshot event",
+    );
+    let response = http
+        .delete(format!("{base}/api/v1/operations/{id}"))
+        .json(&json!({"reason": "enough"}))
+        .send()
+        .await
+        .expect("cancel");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("JSON");
+    assert_conforms(&doc, "delete", one, status, &body);
+    let (status, body) = post(
+        &http,
+        &format!("{base}{train}"),
+        &json!({"strategy_name": "no_such_strategy"}),
+    )
+    .await;
+    assert_conforms(&doc, "post", train, status, &body);
 }

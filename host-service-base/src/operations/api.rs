@@ -43,7 +43,7 @@ pub fn router(ops: Operations) -> Router {
 }
 
 /// Body of `GET /operations`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationListResponse {
     /// Always true.
     pub success: bool,
@@ -58,7 +58,7 @@ pub struct OperationListResponse {
 }
 
 /// Body of `GET /operations/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationResponse {
     /// Always true.
     pub success: bool,
@@ -67,7 +67,7 @@ pub struct OperationResponse {
 }
 
 /// Optional body of `DELETE /operations/{id}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelRequest {
     /// Stored as the operation's `error_message`.
     #[serde(default)]
@@ -78,7 +78,7 @@ pub struct CancelRequest {
 }
 
 /// `data` of the `DELETE /operations/{id}` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelData {
     /// The cancelled operation.
     pub operation_id: String,
@@ -91,7 +91,7 @@ pub struct CancelData {
 }
 
 /// Body of `DELETE /operations/{id}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelResponse {
     /// Always true.
     pub success: bool,

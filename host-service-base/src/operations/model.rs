@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 /// Lifecycle state of an operation. `pending` and `running` are active; the other three
 /// are terminal and never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OperationStatus {
     /// Created, not started yet.
@@ -82,7 +82,7 @@ fn empty_object() -> Value {
 
 /// How far an operation has got. Every field is optional on the wire except that
 /// `percentage` always lies in 0..=100 once it passed through the registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationProgress {
     /// Percent done, clamped to 0..=100 (NaN counts as 0).
     #[serde(default)]
@@ -145,7 +145,7 @@ impl OperationProgress {
 }
 
 /// Everything known about one operation (`GET /operations/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationInfo {
     /// Unique id, `op_{type}_{YYYYmmdd_HHMMSS}_{8 hex}`.
     pub operation_id: String,
@@ -211,7 +211,7 @@ impl OperationInfo {
 }
 
 /// One row of `GET /operations`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationSummary {
     /// Unique id.
     pub operation_id: String,
@@ -259,7 +259,7 @@ impl OperationFilter {
 }
 
 /// What an [`OperationEvent`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OperationEventKind {
     /// The full current state: the first event of every subscription, and what a
@@ -291,7 +291,7 @@ impl OperationEventKind {
 /// `seq` counts the changes of this operation since the process started (0 =
 /// creation or load); it strictly increases within a subscription. It restarts after a
 /// restart, so it is not a resumable cursor across processes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OperationEvent {
     /// What happened.
     pub kind: OperationEventKind,
