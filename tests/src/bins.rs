@@ -3,8 +3,8 @@
 //! [`binary`] returns the path of `target/<profile>/<name>` next to the running test
 //! executable, building it first with `cargo build --workspace --bins` (from the
 //! workspace root, into the same target directory and profile) when it is not there, or
-//! when a file of its package (`Cargo.toml`, `src/`) is newer than it, so a test never
-//! runs a binary that predates its own flags. (Changes in the libraries it depends on
+//! when a file of its package (`Cargo.toml`, `src/`, `ui/`) is newer than it, so a test
+//! never runs a binary that predates its own flags (or, for the gateway, its page). (Changes in the libraries it depends on
 //! alone are not noticed: `cargo build` the binary, or run `cargo test --workspace`.)
 
 use std::fmt;
@@ -108,13 +108,15 @@ fn newest(path: &Path) -> Option<SystemTime> {
     Some(latest)
 }
 
-/// Whether `binary` exists and is at least as new as its package's manifest and sources.
+/// Whether `binary` exists and is at least as new as its package's manifest, sources and
+/// embedded assets.
 fn up_to_date(binary: &Path, package: &str) -> bool {
     let Some(built) = std::fs::metadata(binary).and_then(|m| m.modified()).ok() else {
         return false;
     };
     let package_dir = workspace_root().join(package);
-    ["Cargo.toml", "src"]
+    // `ui/`: the gateway compiles its operations page in (`include_str!`).
+    ["Cargo.toml", "src", "ui"]
         .iter()
         .filter_map(|p| newest(&package_dir.join(p)))
         .all(|changed| changed <= built)

@@ -8,10 +8,13 @@
 //!   HTTP calls made against them.
 //! - [`docker`]: the Docker engine and the compose tool through their own CLIs: the
 //!   project image built from the Dockerfile, compose projects started and removed.
+//! - [`browser`]: headless Chromium and chromedriver for the operations page's test,
+//!   skipped with a reason or required by CI.
 //! - [`peers`]: the test peers written by others (python-socketio, confluent-kafka, the
 //!   tansu broker), skipped with a reason or required by CI.
 
 pub mod bins;
+pub mod browser;
 pub mod docker;
 pub mod peers;
 pub mod process;
