@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use data_host::client::DataHostClient;
 use data_host::ib::{IbConfig, IbProvider};
@@ -128,7 +129,7 @@ pub struct Gateway {
     data_pool: Option<Arc<HostPool<DataHostClient>>>,
     events: Events,
     commands: Option<Commands>,
-    started: std::time::Instant,
+    started: Instant,
 }
 
 impl Gateway {
@@ -183,7 +184,7 @@ impl Gateway {
             data_pool,
             events,
             commands: settings.commands.map(Commands::new),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
         })
     }
 
@@ -294,37 +295,58 @@ impl Gateway {
             // The pool's instances are the whole story; the provider's status would
             // only repeat them.
             Some(pool) => pool_health(pool, DATA_HOST),
-            None => {
-                let status = self.data.provider().status();
-                ServiceHealth {
-                    mode: "local",
-                    // The store answers whatever IB does; IB's state is in details.
-                    healthy: true,
-                    latency_ms: Some(0.0),
-                    error: None,
-                    instances: None,
-                    details: serde_json::json!({
-                        "store": self.data.store().dir(),
-                        "provider": status,
-                    }),
-                }
-            }
+            None => self.local_data_health().await,
         };
         let training = match self.training.backend() {
             Backend::Host(pool) => pool_health(pool, TRAINING_HOST),
-            Backend::Local(sessions) => ServiceHealth {
-                mode: "local",
-                healthy: true,
-                latency_ms: Some(0.0),
-                error: None,
-                instances: None,
-                details: serde_json::json!({
+            Backend::Local(sessions) => {
+                // Measured like a probe: the models directory is where a session
+                // writes, so it is what an in-process training needs besides the CPU.
+                let started = Instant::now();
+                let models = directory_check(sessions.models_dir()).await;
+                let details = serde_json::json!({
                     "device": sessions.device(),
                     "active_sessions": sessions.active(),
-                }),
-            },
+                });
+                ServiceHealth {
+                    mode: "local",
+                    healthy: models.is_ok(),
+                    latency_ms: Some(millis(started.elapsed())),
+                    error: models.err(),
+                    instances: None,
+                    details,
+                }
+            }
         };
         (data, training)
+    }
+
+    /// The in-process data service: healthy while its provider can fetch (an IB
+    /// Gateway link that is down is down, as a data-host would report it) and its store
+    /// directory is there; the latency is this check's, measured.
+    async fn local_data_health(&self) -> ServiceHealth {
+        let started = Instant::now();
+        let status = self.data.provider().status();
+        let store = directory_check(self.data.store().dir()).await;
+        let error = match (status.ready(), store) {
+            (Ok(()), Ok(())) => None,
+            (Err(provider), Ok(())) => Some(format!(
+                "{provider}; bars already in the store are still served"
+            )),
+            (Ok(()), Err(store)) => Some(store),
+            (Err(provider), Err(store)) => Some(format!("{provider}; {store}")),
+        };
+        ServiceHealth {
+            mode: "local",
+            healthy: error.is_none(),
+            latency_ms: Some(millis(started.elapsed())),
+            error,
+            instances: None,
+            details: serde_json::json!({
+                "store": self.data.store().dir(),
+                "provider": status,
+            }),
+        }
     }
 
     /// The server: the API router plus the scaffold's standard routes and middleware;
@@ -428,4 +450,17 @@ fn pool_health<C: host_service_base::AsyncHostService + 'static>(
         instances: Some(instances),
         details: serde_json::json!({}),
     }
+}
+
+/// `Ok` when `dir` is a directory, else why not (off the async threads).
+async fn directory_check(dir: &std::path::Path) -> Result<(), String> {
+    match tokio::fs::metadata(dir).await {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", dir.display())),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+fn millis(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
 }

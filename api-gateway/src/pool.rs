@@ -62,12 +62,22 @@ impl Failover for HostError {
 }
 
 impl Failover for DataError {
+    /// Besides an instance that cannot be reached, an instance whose IB Gateway link
+    /// is down (`Connectivity`) is tried elsewhere: another data-host may have its own.
     fn try_elsewhere(&self) -> bool {
-        matches!(self, DataError::Host(e) if e.try_elsewhere())
+        match self {
+            DataError::Host(e) => e.try_elsewhere(),
+            DataError::Connectivity(_) => true,
+            _ => false,
+        }
     }
 
     fn instance_down(&self) -> bool {
-        matches!(self, DataError::Host(e) if e.instance_down())
+        match self {
+            DataError::Host(e) => e.instance_down(),
+            DataError::Connectivity(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -424,5 +434,45 @@ mod tests {
             .await
             .expect_err("bad request");
         assert!(matches!(err, HostError::BadRequest { .. }));
+    }
+
+    #[tokio::test]
+    async fn an_instance_whose_ib_link_is_down_fails_over_and_a_bad_symbol_does_not() {
+        let p = pool(&["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        // Two calls: the rotation puts the instance without IB first in one of them.
+        for _ in 0..2 {
+            let (member, value) = p
+                .call(|m| async move {
+                    if m.base_url().port() == Some(1) {
+                        Err(DataError::Connectivity(
+                            "not connected to IB Gateway at 127.0.0.1:4002".into(),
+                        ))
+                    } else {
+                        Ok(7)
+                    }
+                })
+                .await
+                .expect("the instance with a live IB link answers");
+            assert_eq!((member.base_url().port(), value), (Some(2), 7));
+        }
+        let down = p.members()[0].last_health().expect("marked down");
+        assert!(!down.healthy);
+        assert!(down.error.is_some_and(|e| e.contains("4002")));
+
+        // The symbol is unknown to IB itself: another instance would say the same.
+        let asked = AtomicUsize::new(0);
+        let err = p
+            .call(|_| {
+                asked.fetch_add(1, Ordering::Relaxed);
+                async {
+                    Err::<(), _>(DataError::UnknownSymbol {
+                        symbol: "NOPE".into(),
+                    })
+                }
+            })
+            .await
+            .expect_err("unknown symbol");
+        assert!(matches!(err, DataError::UnknownSymbol { .. }), "{err}");
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
     }
 }

@@ -72,6 +72,12 @@ impl AsyncHostService for DataHostClient {
         &self.client
     }
 
+    /// Readiness, not liveness: `/health/` is healthy only while data-host can fetch
+    /// (its IB Gateway link is up), so a pool does not send loads to one that cannot.
+    fn health_path(&self) -> &str {
+        "/health/"
+    }
+
     fn health_cache(&self) -> &HealthCache {
         &self.health
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use data_host::ib::config::PacingArgs;
 use data_host::ib::{IbConfig, IbProvider};
 use data_host::local::LocalProvider;
 use data_host::provider::DataProvider;
@@ -58,6 +59,9 @@ struct ServeArgs {
     /// API client id this service uses at the gateway (unique per connection).
     #[arg(long, env = "IB_CLIENT_ID", default_value_t = 1)]
     ib_client_id: i32,
+    /// IB pacing budgets (per IB Gateway: lower them when others share it).
+    #[command(flatten)]
+    pacing: PacingArgs,
     /// Directory of the local store ({SYMBOL}_{TIMEFRAME}.csv).
     #[arg(long, env = "DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -148,10 +152,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             };
             let provider: Arc<dyn DataProvider> = match args.source {
                 Source::Local => Arc::new(LocalProvider::new(Store::new(&args.data_dir, format))),
-                Source::Ib => Arc::new(IbProvider::new(IbConfig::new(
-                    args.ib_address,
-                    args.ib_client_id,
-                ))),
+                Source::Ib => {
+                    let mut config = IbConfig::new(args.ib_address, args.ib_client_id);
+                    config.pacing = args.pacing.apply(config.pacing);
+                    Arc::new(IbProvider::new(config))
+                }
             };
             let listener = tokio::net::TcpListener::bind(args.bind).await?;
             tracing::info!(source = provider.name(), data_dir = %args.data_dir.display(), "data-host starting");

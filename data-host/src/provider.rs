@@ -270,6 +270,21 @@ pub struct ProviderStatus {
     pub details: serde_json::Value,
 }
 
+impl ProviderStatus {
+    /// Whether requests that need the source's upstream can be served now: a store
+    /// has none and is always ready; a broker-backed source (IB, a remote data-host)
+    /// while it is connected. `Err` says why not, naming the upstream.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.source == "local" || self.connected {
+            return Ok(());
+        }
+        Err(match &self.last_error {
+            Some(error) => format!("{} source not connected: {error}", self.source),
+            None => format!("{} source not connected yet", self.source),
+        })
+    }
+}
+
 /// A source of historical bars. Every call is cancellable: when `cancel` fires the call
 /// returns [`DataError::Cancelled`] promptly and releases what it holds (an IB request
 /// is cancelled at the gateway).
@@ -306,4 +321,10 @@ pub trait DataProvider: Send + Sync {
 
     /// Connection state and counters, cheap to call (never waits on the network).
     fn status(&self) -> ProviderStatus;
+
+    /// The pacing queue of a source that paces its requests (IB), for progress
+    /// messages; `None` for sources that do not.
+    fn pacing(&self) -> Option<crate::ib::PacingStats> {
+        None
+    }
 }

@@ -32,12 +32,8 @@ struct ProviderReady(Arc<dyn DataProvider>);
 impl Readiness for ProviderReady {
     async fn check(&self) -> Result<serde_json::Value, String> {
         let status = self.0.status();
-        if status.source == "local" || status.connected {
-            return Ok(serde_json::to_value(&status).unwrap_or_default());
-        }
-        Err(status
-            .last_error
-            .unwrap_or_else(|| format!("{} source is not connected", status.source)))
+        status.ready()?;
+        Ok(serde_json::to_value(&status).unwrap_or_default())
     }
 }
 

@@ -284,18 +284,18 @@ impl Project {
     pub fn inspect(&self, service: &str) -> Value {
         let id = self.container(service);
         assert!(!id.is_empty(), "{service} has no container");
-        let text = docker(&["inspect", &id]);
-        let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        all.get(0).cloned().unwrap_or(Value::Null)
+        inspect_container(&id)
     }
 
     /// The health status of `service`'s container (`starting`, `healthy`, `unhealthy`),
     /// its state (`running`, `exited`, …) when it has no healthcheck or no container.
     pub fn health(&self, service: &str) -> String {
-        if self.container(service).is_empty() {
+        // One `ps` per call: the id is not cached, since `down`/`up` make new containers.
+        let id = self.container(service);
+        if id.is_empty() {
             return "absent".into();
         }
-        let state = &self.inspect(service)["State"];
+        let state = &inspect_container(&id)["State"];
         state["Health"]["Status"]
             .as_str()
             .or(state["Status"].as_str())
@@ -353,4 +353,11 @@ impl Drop for Project {
             );
         }
     }
+}
+
+/// `docker inspect` of one container.
+fn inspect_container(id: &str) -> Value {
+    let text = docker(&["inspect", id]);
+    let all: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    all.get(0).cloned().unwrap_or(Value::Null)
 }

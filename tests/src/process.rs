@@ -106,6 +106,20 @@ impl Service {
             .join("\n")
     }
 
+    /// Waits until its log holds `needle` (at most `limit`); panics with the log.
+    pub fn wait_for_log(&self, needle: &str, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                started.elapsed() < limit,
+                "{} never logged {needle:?} within {limit:?}; log:\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: the process dies without any chance to clean up.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -30,9 +30,10 @@ pub fn sim(delay: &str) -> Service {
     )
 }
 
-/// data-host over the IB provider talking to `sim`.
+/// data-host over the IB provider talking to `sim`, once its IB link is up (it is not
+/// ready before, and a gateway probing it then rightly finds it so).
 pub fn data_host(sim: &Service, client_id: &str) -> Service {
-    Service::start(
+    let host = Service::start(
         "data-host",
         &[
             "serve",
@@ -46,7 +47,9 @@ pub fn data_host(sim: &Service, client_id: &str) -> Service {
             client_id,
         ],
         &[],
-    )
+    );
+    host.wait_for_log("connected to IB Gateway", Duration::from_secs(30));
+    host
 }
 
 /// training-host reading `store`, writing models to `models`.

@@ -81,12 +81,30 @@ async fn a_ktrdr_strategy_trains_end_to_end_over_http() {
         (Some("e2e-1"), Some("started"))
     );
     assert_eq!(started["gpu_allocated"], false);
-    assert!(started["estimated_duration_minutes"].is_number());
+    // Nothing is measured at start: no invented estimate.
+    assert!(started["estimated_duration_minutes"].is_null(), "{started}");
 
     let status = wait_status(&host.base, "e2e-1", finished).await;
     assert_eq!(status["status"], "completed", "{status}");
     assert!(status["progress"]["epoch"].as_u64() >= Some(1));
     assert_eq!(status["progress"]["progress_percent"], 100.0, "{status}");
+    // Four epochs ran: the estimate comes from this session's measured throughput.
+    let progress = &status["progress"];
+    assert!(
+        progress["samples_per_second"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{status}"
+    );
+    assert!(
+        progress["estimated_duration_minutes"]
+            .as_f64()
+            .is_some_and(|m| m >= 0.0),
+        "{status}"
+    );
+    assert_eq!(progress["estimated_remaining_minutes"], 0.0, "{status}");
+    // On CPU there are no GPU figures, so none are reported.
+    assert!(status.get("gpu_usage").is_none(), "{status}");
 
     let (code, result) = get(&host.base, "/training/result/e2e-1").await;
     assert_eq!(code, 200, "{result}");

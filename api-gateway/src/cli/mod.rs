@@ -520,8 +520,8 @@ async fn show(
                 s["symbol"].as_str().unwrap_or("?"),
                 s["timeframe"].as_str().unwrap_or("?"),
                 s["rows"].as_u64().unwrap_or(0),
-                s["first"].as_str().unwrap_or("-"),
-                s["last"].as_str().unwrap_or("-"),
+                show_time(s["first"].as_str()),
+                show_time(s["last"].as_str()),
             );
         }
         return Ok(0);
@@ -545,8 +545,8 @@ async fn show(
         symbol,
         timeframe,
         data["points"],
-        data["start"].as_str().unwrap_or("-"),
-        data["end"].as_str().unwrap_or("-")
+        show_time(data["start"].as_str()),
+        show_time(data["end"].as_str())
     );
     let dates = data["dates"].as_array().cloned().unwrap_or_default();
     let ohlcv = data["ohlcv"].as_array().cloned().unwrap_or_default();
@@ -559,7 +559,7 @@ async fn show(
         let v = |i: usize| bar[i].as_f64().unwrap_or(f64::NAN);
         println!(
             "{:<26} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>12.0}",
-            date.as_str().unwrap_or("?"),
+            show_time(date.as_str()),
             v(0),
             v(1),
             v(2),
@@ -634,8 +634,8 @@ fn print_outcome(info: &OperationInfo) {
             r["segments_total"],
             r["bars_replaced"],
             r["bars_after"],
-            r["first_bar"].as_str().unwrap_or("-"),
-            r["last_bar"].as_str().unwrap_or("-"),
+            show_time(r["first_bar"].as_str()),
+            show_time(r["last_bar"].as_str()),
         );
     } else if info.operation_type == crate::training::TRAINING_OPERATION {
         let t = &r["training_metrics"];
@@ -667,11 +667,36 @@ fn figure(value: &Value, decimals: usize) -> String {
         .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
 }
 
+/// One form for every time the CLI prints: RFC 3339 in UTC ending in `Z`, as the
+/// gateway's JSON writes times (its bar dates carry `+00:00`; both mean UTC).
+fn show_time(text: Option<&str>) -> String {
+    match text.map(|t| (t, chrono::DateTime::parse_from_rfc3339(t))) {
+        Some((_, Ok(time))) => time
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        Some((t, Err(_))) => t.to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
-    use super::figure;
+    use super::{figure, show_time};
+
+    #[test]
+    fn every_time_is_shown_in_one_form() {
+        for (given, shown) in [
+            (Some("2025-01-02T00:00:00+00:00"), "2025-01-02T00:00:00Z"),
+            (Some("2025-01-02T00:00:00Z"), "2025-01-02T00:00:00Z"),
+            (Some("2025-01-02T01:00:00+01:00"), "2025-01-02T00:00:00Z"),
+            (Some("not a time"), "not a time"),
+            (None, "-"),
+        ] {
+            assert_eq!(show_time(given), shown, "{given:?}");
+        }
+    }
 
     #[test]
     fn a_missing_result_figure_reads_n_a_not_nan() {

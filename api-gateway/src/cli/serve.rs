@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use data_host::ib::IbConfig;
+use data_host::ib::config::PacingArgs;
 use host_service_base::config::Env;
 use host_service_base::server::shutdown_token;
 
@@ -36,6 +37,10 @@ pub struct ServeArgs {
     /// API client id of the in-process data provider at the IB Gateway.
     #[arg(long, env = "IB_CLIENT_ID", default_value_t = 2)]
     pub ib_client_id: i32,
+    /// IB pacing budgets of the in-process provider: its own, separate from any
+    /// data-host's on the same IB Gateway (lower them when they share one).
+    #[command(flatten)]
+    pub pacing: PacingArgs,
     /// In-process training sessions at once (fallback mode).
     #[arg(long, env = "GATEWAY_MAX_SESSIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_sessions: u16,
@@ -90,7 +95,11 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
     let settings = GatewaySettings {
         strategies_dir: args.strategies_dir.clone(),
         state: Some(state),
-        ib: IbConfig::new(args.ib_address, args.ib_client_id),
+        ib: {
+            let mut ib = IbConfig::new(args.ib_address, args.ib_client_id);
+            ib.pacing = args.pacing.apply(ib.pacing);
+            ib
+        },
         max_sessions: usize::from(args.max_sessions),
         events,
         commands,

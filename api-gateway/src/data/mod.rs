@@ -11,6 +11,7 @@ pub mod plan;
 pub mod pooled;
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use data_host::bars::timestamps_ms;
@@ -423,7 +424,10 @@ impl DataManager {
             let request =
                 BarsRequest::new(symbol.clone(), timeframe, segment.start, segment.end, None)
                     .map_err(|e| e.to_string())?;
-            match provider.bars(&request, token).await {
+            let fetched = self
+                .fetch_reporting_waits(handle, &request, token, (i + 1, total))
+                .await;
+            match fetched {
                 Ok(frame) => {
                     let rows = frame.height();
                     fetched_bars += rows;
@@ -500,6 +504,61 @@ impl DataManager {
         }))
     }
 }
+
+impl DataManager {
+    /// `provider.bars`, saying in the operation's progress every second while the
+    /// segment waits, and on what: IB's pacing (with when the next request may go) or
+    /// the source itself (data-host, or IB answering slowly). A one-segment load that
+    /// waits minutes for pacing says so instead of sitting silent at 0 %.
+    async fn fetch_reporting_waits(
+        &self,
+        handle: &OperationHandle,
+        request: &BarsRequest,
+        token: &CancellationToken,
+        (segment, total): (usize, usize),
+    ) -> Result<DataFrame, DataError> {
+        let provider = &self.inner.provider;
+        let fetch = provider.bars(request, token);
+        tokio::pin!(fetch);
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval_at(started + WAIT_REPORT, WAIT_REPORT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut fetch => return result,
+                _ = tick.tick() => {
+                    let waited = started.elapsed().as_secs();
+                    let pacing = provider.pacing().filter(|p| p.waiting > 0);
+                    let (step, waiting_for, next_in) = match pacing {
+                        Some(p) => {
+                            let next = p.next_grant_in.map(|d| d.as_secs_f64().ceil());
+                            let due = next.map_or(String::new(), |s| format!(" (next request in {s} s)"));
+                            (
+                                format!("waiting {waited} s for IB pacing, segment {segment} of {total}{due}"),
+                                "ib_pacing",
+                                next,
+                            )
+                        }
+                        None => (
+                            format!("waiting {waited} s for {}, segment {segment} of {total}", provider.name()),
+                            "source",
+                            None,
+                        ),
+                    };
+                    handle.progress(|p| {
+                        p.current_step = Some(step);
+                        p.context["waiting_for"] = json!(waiting_for);
+                        p.context["waiting_seconds"] = json!(waited);
+                        p.context["next_request_in_seconds"] = json!(next_in);
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How often a segment's wait is reported in its progress.
+const WAIT_REPORT: Duration = Duration::from_secs(1);
 
 /// `{start, end}` of what was merged, or null.
 fn range_json(range: Option<(DateTime<Utc>, DateTime<Utc>)>) -> serde_json::Value {

@@ -5,7 +5,7 @@ use api_gateway::GatewayConfig;
 use api_gateway::gateway::Gateway;
 use serde_json::{Value, json};
 
-use crate::support::{Dirs, Running, gateway, get, http, post};
+use crate::support::{Dirs, Running, eventually, gateway, get, http, post};
 
 /// A gateway on a copy of the sample store that requires `key`.
 async fn keyed(key: &str) -> (Dirs, Running, Gateway) {
@@ -32,24 +32,67 @@ fn assert_error(status: u16, body: &Value, expected: u16, code: &str) {
 
 #[tokio::test]
 async fn health_reports_both_services_in_process() {
-    let dirs = Dirs::sample();
+    let dirs = Dirs::sample().with_ib().await;
     let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
-    let (status, body) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "healthy", "{body}");
+    // The in-process IB provider connects to the simulator in the background.
+    let body = eventually("both services healthy", || async {
+        let (status, body) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+        assert_eq!(status, 200, "{body}");
+        (body["status"] == "healthy").then_some(body)
+    })
+    .await;
     assert!(body["version"].is_string());
     for service in ["data", "training"] {
         assert_eq!(body["services"][service]["mode"], "local", "{body}");
         assert_eq!(body["services"][service]["healthy"], true, "{body}");
+        // Measured, not a constant 0.
         assert!(
-            body["services"][service]["latency_ms"].is_number(),
+            body["services"][service]["latency_ms"]
+                .as_f64()
+                .is_some_and(|ms| ms > 0.0),
             "{body}"
         );
     }
     assert_eq!(body["services"]["training"]["details"]["device"], "cpu");
+    assert_eq!(
+        body["services"]["data"]["details"]["provider"]["connected"],
+        true
+    );
     // The scaffold's liveness route is there too, for container healthchecks.
     let (status, live) = get(&http(), &format!("{}/health", gw.base)).await;
     assert_eq!((status, &live["healthy"]), (200, &json!(true)), "{live}");
+}
+
+#[tokio::test]
+async fn health_says_the_in_process_ib_link_is_down_and_what_still_works() {
+    // No IB Gateway at the configured address (127.0.0.1:9).
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let body = eventually("the first connection attempt to fail", || async {
+        let (_, body) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
+        body["services"]["data"]["error"]
+            .is_string()
+            .then_some(body)
+    })
+    .await;
+    let data = &body["services"]["data"];
+    assert_eq!(data["healthy"], false, "{body}");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let error = data["error"].as_str().unwrap_or_default();
+    assert!(error.contains("127.0.0.1:9"), "names the address: {error}");
+    assert!(error.contains("still served"), "says what works: {error}");
+    assert_eq!(data["details"]["provider"]["connected"], false);
+    assert_eq!(body["services"]["training"]["healthy"], true, "{body}");
+    // What works without IB does work: bars from the store.
+    let (status, bars) = get(
+        &http(),
+        &format!(
+            "{}/api/v1/data/AAPL/1d?start=2010-01-01&end=2010-02-01",
+            gw.base
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{bars}");
 }
 
 #[tokio::test]

@@ -813,7 +813,7 @@ async fn redis_stopped_mid_run_fails_closed_visibly_in_health_and_metrics_and_re
     };
     let config = KafkaConfig::new(broker);
     let topic = new_topic(&config, "redis").await;
-    let dirs = Dirs::sample();
+    let dirs = Dirs::sample().with_ib().await;
     let mut settings = commands(&config, &topic, &unique("g"));
     settings.redis_url = Some(format!("redis://127.0.0.1:{port}"));
     settings.on_store_failure = event_stream::stream::StoreFailure::Closed;

@@ -127,6 +127,47 @@ async fn fallback_full_load_fills_an_empty_store_from_ib_by_segment() {
 }
 
 #[tokio::test]
+async fn a_segment_waiting_for_ib_pacing_says_so_in_its_progress() {
+    let sim = simulator(Duration::ZERO).await;
+    let dirs = Dirs::empty();
+    let mut settings = dirs.settings(GatewayConfig::default());
+    settings.ib = data_host::ib::IbConfig::new(sim.addr(), 12);
+    // One request per contract in any 2 s: the second segment waits about 2 s.
+    settings.ib.pacing.max_per_burst = 1;
+    let (gw, _) = gateway(settings).await;
+
+    let id = start_load(
+        &gw.base,
+        &json!({"symbol": "AAPL", "timeframe": "1h", "mode": "full",
+                "start_date": "2025-01-01T00:00:00Z", "end_date": "2025-03-01T00:00:00Z"}),
+    )
+    .await;
+    let waiting = wait_for(&http(), &gw.base, &id, |op| {
+        op["progress"]["current_step"]
+            .as_str()
+            .is_some_and(|s| s.contains("for IB pacing"))
+            || op["status"] == "completed"
+    })
+    .await;
+    let step = waiting["progress"]["current_step"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        step.starts_with("waiting ") && step.contains("s for IB pacing, segment 2 of 2"),
+        "the wait is reported while it lasts: {waiting}"
+    );
+    assert!(step.contains("next request in"), "{step}");
+    let context = &waiting["progress"]["context"];
+    assert_eq!(context["waiting_for"], "ib_pacing", "{waiting}");
+    assert!(context["waiting_seconds"].as_u64().is_some(), "{waiting}");
+
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    assert_eq!(op["result_summary"]["segments_total"], 2, "{op}");
+    assert_eq!(sim.stats().violations, 0);
+}
+
+#[tokio::test]
 async fn host_mode_loads_through_data_host() {
     let sim = simulator(Duration::ZERO).await;
     let host = data_host(&sim, 21).await;

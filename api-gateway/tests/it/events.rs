@@ -142,7 +142,7 @@ async fn the_kafka_sink_publishes_a_loads_events_keyed_by_operation() {
     };
     let topic = format!("events-test-{}", uuid::Uuid::new_v4().simple());
     let config = KafkaConfig::new(broker.as_str());
-    let dirs = Dirs::sample();
+    let dirs = Dirs::sample().with_ib().await;
     let settings = kafka_gateway(&dirs, &config, ProducerSettings::default(), &topic);
     let (gw, _) = gateway(settings).await;
     let id = start_local_load(&gw.base).await;
@@ -339,7 +339,7 @@ async fn with_the_broker_gone_requests_answer_drops_are_counted_and_events_flow_
         return;
     };
     let config = KafkaConfig::new(broker.address().as_str());
-    let dirs = Dirs::sample();
+    let dirs = Dirs::sample().with_ib().await;
     // Shorter than the gateway's 5 s / 10 s, so the outage shows sooner.
     let producer = ProducerSettings {
         flush_timeout: Duration::from_secs(2),
@@ -414,7 +414,7 @@ async fn a_broker_unreachable_at_start_up_degrades_health_and_publishing_starts_
     let Some(mut broker) = crate::support::OwnBroker::start_cut().await else {
         return;
     };
-    let dirs = Dirs::sample();
+    let dirs = Dirs::sample().with_ib().await;
     let producer = ProducerSettings {
         flush_timeout: Duration::from_secs(2),
         message_timeout_ms: 3000,

@@ -71,6 +71,14 @@ pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
         Duration::from_secs(60),
         shutdown.clone(),
     ));
+    // Ready once its IB link is up, as a container healthcheck would wait: a gateway
+    // probing it earlier rightly finds it not ready.
+    let ready = format!("{base}/ready");
+    eventually("data-host ready (connected to the simulator)", || async {
+        let answer = reqwest::get(&ready).await.ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
     Running { base, shutdown }
 }
 
@@ -78,6 +86,8 @@ pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
 pub(crate) struct Dirs {
     pub(crate) data: tempfile::TempDir,
     pub(crate) models: tempfile::TempDir,
+    /// The IB Gateway the in-process provider talks to, when the test has one.
+    ib: Option<SimHandle>,
 }
 
 impl Dirs {
@@ -86,6 +96,7 @@ impl Dirs {
         Self {
             data: tempfile::tempdir().expect("tempdir"),
             models: tempfile::tempdir().expect("tempdir"),
+            ib: None,
         }
     }
 
@@ -94,7 +105,15 @@ impl Dirs {
         Self {
             data: sample_copy(),
             models: tempfile::tempdir().expect("tempdir"),
+            ib: None,
         }
+    }
+
+    /// With an IB Gateway simulator for the in-process provider, so the in-process
+    /// data service is healthy (without one it reports its IB link down).
+    pub(crate) async fn with_ib(mut self) -> Self {
+        self.ib = Some(simulator(Duration::ZERO).await);
+        self
     }
 
     /// Gateway settings over these directories.
@@ -102,8 +121,13 @@ impl Dirs {
         GatewaySettings {
             strategies_dir: repo().join("strategies"),
             state: Some(self.models.path().join("gateway-operations.redb")),
-            // Nothing listens here unless a test points it at a simulator.
-            ib: IbConfig::new("127.0.0.1:9".parse().expect("addr"), 1),
+            // Nothing listens here unless the test has a simulator.
+            ib: IbConfig::new(
+                self.ib
+                    .as_ref()
+                    .map_or_else(|| "127.0.0.1:9".parse().expect("addr"), SimHandle::addr),
+                1,
+            ),
             ..GatewaySettings::new(
                 config,
                 self.data.path().to_path_buf(),
@@ -182,6 +206,21 @@ pub(crate) async fn wait_for(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("operation {id} never reached the expected state");
+}
+
+/// Polls `check` every 20 ms until it gives a value; panics naming `what` after 30 s.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..1500 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("waited 30 s for {what}");
 }
 
 /// The shipped strategy with `epochs` epochs (and early stopping off).

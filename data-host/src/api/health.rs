@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use crate::SERVICE_NAME;
+use crate::provider::ProviderStatus;
 
 pub(super) async fn root(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({
@@ -22,26 +23,44 @@ pub(super) async fn root(State(state): State<ApiState>) -> Json<Value> {
     }))
 }
 
+/// `healthy` and `status` of `/health/` and `/health/detailed`: healthy while the
+/// provider can serve (a store always; IB while the IB Gateway link is up), else
+/// `status` is why not. (`/health` is liveness: true while the process answers.)
+fn readiness(status: &ProviderStatus) -> (bool, String) {
+    match status.ready() {
+        Ok(()) => (true, "healthy".to_owned()),
+        Err(reason) => (false, reason),
+    }
+}
+
 pub(super) async fn basic(State(state): State<ApiState>) -> Json<Value> {
     let now = Utc::now().to_rfc3339();
     let status = state.provider.status();
+    let (healthy, summary) = readiness(&status);
+    let stats = &state.stats;
     Json(json!({
-        "healthy": true,
+        "healthy": healthy,
         "service": SERVICE_NAME,
         "timestamp": now,
+        "status": summary,
         "ib_status": { "connected": status.connected, "connection_count": status.connections },
         "connection_info": { "service_running": true, "last_check": now, "source": status.source },
+        "total_requests": stats.requests(),
+        "error_count": stats.errors(),
+        "uptime_seconds": stats.uptime_seconds(),
         "error": status.last_error,
     }))
 }
 
 pub(super) async fn detailed(State(state): State<ApiState>) -> Json<Value> {
     let status = state.provider.status();
+    let (healthy, summary) = readiness(&status);
     let stats = &state.stats;
     Json(json!({
-        "healthy": true,
+        "healthy": healthy,
         "service": SERVICE_NAME,
         "timestamp": Utc::now().to_rfc3339(),
+        "status": summary,
         "source": status.source,
         "ib_gateway_connected": status.connected,
         "active_connections": status.connections,

@@ -74,3 +74,123 @@ impl Default for IbConfig {
         Self::new(SocketAddr::from(([127, 0, 0, 1], 4002)), 1)
     }
 }
+
+/// The pacing budget flags: IB's rules are per IB Gateway (per account), not per
+/// process, so a user whose account is shared with other programs (a second data-host,
+/// the gateway's in-process provider, TWS charts) lowers them here. Each may only be
+/// made stricter than IB's rule: a looser one would earn pacing violations (IB 162).
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct PacingArgs {
+    /// Historical requests in any 10 minutes (IB: 60).
+    #[arg(long, env = "IB_PACING_REQUESTS_PER_10MIN", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub ib_pacing_requests_per_10min: u32,
+    /// Shortest wait between two identical requests (IB: 15s; at least that).
+    #[arg(long, env = "IB_PACING_IDENTICAL_INTERVAL", default_value = "15s",
+          value_parser = identical_interval)]
+    pub ib_pacing_identical_interval: Duration,
+    /// Requests for one contract, exchange and what-to-show in any 2 seconds (IB: 5).
+    #[arg(long, env = "IB_PACING_BURST_PER_CONTRACT", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub ib_pacing_burst_per_contract: u32,
+    /// Historical requests open at once (IB: 50).
+    #[arg(long, env = "IB_PACING_MAX_OPEN", default_value_t = 50,
+          value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub ib_pacing_max_open: u16,
+}
+
+impl Default for PacingArgs {
+    /// IB's own limits.
+    fn default() -> Self {
+        let ib = PacingLimits::ib();
+        Self {
+            ib_pacing_requests_per_10min: ib.max_per_window,
+            ib_pacing_identical_interval: ib.identical_interval,
+            ib_pacing_burst_per_contract: ib.max_per_burst,
+            ib_pacing_max_open: 50,
+        }
+    }
+}
+
+impl PacingArgs {
+    /// `limits` with these budgets (windows, margin and weights are kept).
+    pub fn apply(&self, limits: PacingLimits) -> PacingLimits {
+        PacingLimits {
+            max_per_window: self.ib_pacing_requests_per_10min,
+            identical_interval: self.ib_pacing_identical_interval,
+            max_per_burst: self.ib_pacing_burst_per_contract,
+            max_open: usize::from(self.ib_pacing_max_open),
+            ..limits
+        }
+    }
+}
+
+fn identical_interval(text: &str) -> Result<Duration, String> {
+    let interval =
+        host_service_base::config::parse_duration("--ib-pacing-identical-interval", text)
+            .map_err(|e| e.to_string())?;
+    let floor = PacingLimits::ib().identical_interval;
+    if interval < floor {
+        return Err(format!(
+            "{interval:?} is shorter than IB's {floor:?} between identical requests"
+        ));
+    }
+    Ok(interval)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        pacing: PacingArgs,
+    }
+
+    #[test]
+    fn the_defaults_are_ibs_rules() {
+        let cli = Cli::try_parse_from(["x"]).expect("defaults parse");
+        assert_eq!(cli.pacing, PacingArgs::default());
+        let ib = PacingLimits::ib();
+        assert_eq!(cli.pacing.apply(ib), ib);
+    }
+
+    #[test]
+    fn budgets_can_be_lowered() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--ib-pacing-requests-per-10min",
+            "30",
+            "--ib-pacing-identical-interval",
+            "20s",
+            "--ib-pacing-burst-per-contract",
+            "2",
+            "--ib-pacing-max-open",
+            "10",
+        ])
+        .expect("lower budgets parse");
+        let limits = cli.pacing.apply(PacingLimits::ib());
+        assert_eq!(limits.max_per_window, 30);
+        assert_eq!(limits.identical_interval, Duration::from_secs(20));
+        assert_eq!(limits.max_per_burst, 2);
+        assert_eq!(limits.max_open, 10);
+        assert_eq!(limits.window, PacingLimits::ib().window);
+    }
+
+    #[test]
+    fn budgets_looser_than_ibs_are_refused_naming_the_flag() {
+        for (flag, value) in [
+            ("--ib-pacing-requests-per-10min", "61"),
+            ("--ib-pacing-requests-per-10min", "0"),
+            ("--ib-pacing-identical-interval", "10s"),
+            ("--ib-pacing-burst-per-contract", "6"),
+            ("--ib-pacing-max-open", "51"),
+        ] {
+            let err = Cli::try_parse_from(["x", flag, value]).expect_err(flag);
+            assert!(err.to_string().contains(flag), "{flag}: {err}");
+        }
+    }
+}

@@ -81,8 +81,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// Logs a request's error and keeps it as the last error.
     fn note_error(&self, message: String) {
         tracing::warn!(gateway = %self.gateway, "{message}");
+        self.record_error(message);
+    }
+
+    /// Keeps `message` as the last error without logging it (the connection task
+    /// logs an outage once, not every retry).
+    fn record_error(&self, message: String) {
         *self
             .last_error
             .lock()
@@ -269,6 +276,11 @@ async fn run(shared: Arc<Shared>) {
     let config = &shared.config;
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut down: Option<String> = None;
+    // Whether the current outage has been logged: a gateway that is not there (the
+    // usual case on a machine without IB) is said once, in one line, and then retried
+    // quietly; the next line is logged when the state changes (connected, or lost).
+    let mut outage_announced = false;
+    let mut ever_connected = false;
     while !shared.shutdown.is_cancelled() {
         shared.link.send_replace(Link::Connecting(down.take()));
         shared.attempts.fetch_add(1, Ordering::Relaxed);
@@ -284,6 +296,8 @@ async fn run(shared: Arc<Shared>) {
                 shared.servers_lost.store(false, Ordering::Relaxed);
                 shared.link.send_replace(Link::Up(Arc::clone(&client)));
                 tracing::info!(gateway = %shared.gateway, "connected to IB Gateway");
+                outage_announced = false;
+                ever_connected = true;
                 backoff.reset();
                 let reason = watch(&shared, &client, notices).await;
                 // Ends the session even while requests still hold the client: they
@@ -303,7 +317,13 @@ async fn run(shared: Arc<Shared>) {
         if shared.shutdown.is_cancelled() {
             break;
         }
-        shared.note_error(format!("{}: {reason}", shared.gateway));
+        if outage_announced {
+            tracing::debug!(gateway = %shared.gateway, %reason, "IB Gateway still unreachable");
+        } else {
+            announce_outage(&shared, &reason, ever_connected);
+            outage_announced = true;
+        }
+        shared.record_error(format!("{}: {reason}", shared.gateway));
         shared.link.send_replace(Link::Down(reason.clone()));
         down = Some(reason);
         let delay = backoff.next_delay();
@@ -314,6 +334,25 @@ async fn run(shared: Arc<Shared>) {
     }
     shared.link.send_replace(Link::Stopped);
     tracing::info!(gateway = %shared.gateway, "IB connection stopped");
+}
+
+/// The one line an outage gets: what is wrong, what still works, what happens next
+/// and how to point the service elsewhere.
+fn announce_outage(shared: &Shared, reason: &str, ever_connected: bool) {
+    let gateway = &shared.gateway;
+    let retry = shared.config.reconnect_max;
+    if ever_connected {
+        tracing::warn!(
+            "lost the connection to {gateway} ({reason}); requests to IB fail until it is \
+             back; reconnecting quietly with backoff (at most {retry:?} apart)"
+        );
+    } else {
+        tracing::warn!(
+            "no {gateway} reachable ({reason}); bars already in the store are still \
+             served, loads from IB fail until it answers; retrying quietly with backoff \
+             (at most {retry:?} apart); set IB_ADDRESS (--ib-address) to point elsewhere"
+        );
+    }
 }
 
 async fn connect(config: &IbConfig) -> Result<(Client, NoticeStream), ibapi::Error> {
@@ -409,5 +448,81 @@ mod tests {
         assert!(connection.last_error().is_some());
         connection.shutdown_and_wait().await;
         assert_eq!(connection.state(), "stopped");
+    }
+
+    /// What the log receives, shared with the test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_absent_gateway_is_announced_once_then_retried_quietly() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        // The test's runtime is single-threaded: the connection task logs here too.
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("addr");
+        drop(listener);
+        let mut config = IbConfig::new(address, 3);
+        config.reconnect_min = Duration::from_millis(5);
+        config.reconnect_max = Duration::from_millis(10);
+        let connection = Connection::start(config);
+        let waited = tokio::time::Instant::now();
+        while connection.stats().failures < 6 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "six attempts did not fail: {:?}",
+                connection.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        connection.shutdown_and_wait().await;
+
+        let text = String::from_utf8_lossy(&log.0.lock().expect("log").clone()).into_owned();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(
+            warnings.len(),
+            1,
+            "one warning for the outage, not one per retry:\n{text}"
+        );
+        let line = warnings[0];
+        for says in [
+            address.to_string().as_str(),
+            "still served",
+            "IB_ADDRESS",
+            "quietly",
+        ] {
+            assert!(
+                line.contains(says),
+                "the warning should say {says:?}: {line}"
+            );
+        }
+        // The retries still happened and the last error is kept for health reports.
+        assert!(connection.stats().attempts >= 6);
+        assert!(
+            connection
+                .last_error()
+                .is_some_and(|e| e.contains(&address.to_string()))
+        );
     }
 }

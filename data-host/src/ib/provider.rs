@@ -25,6 +25,13 @@ use crate::provider::{
 use crate::symbol::{InstrumentType, Symbol};
 use crate::timeframe::Timeframe;
 
+/// What `/health/detailed` says about whose budget the pacing limits are.
+pub const PACING_SCOPE: &str = "this process's own budget: IB paces per IB Gateway and \
+    account, and other clients of the same gateway (another data-host, an api-gateway in \
+    fallback mode, TWS itself) keep budgets of their own; when they share one, lower the \
+    limits (IB_PACING_REQUESTS_PER_10MIN, IB_PACING_IDENTICAL_INTERVAL, \
+    IB_PACING_BURST_PER_CONTRACT, IB_PACING_MAX_OPEN) so that together they stay within IB's";
+
 /// Historical bars, head timestamps and contract validation from TWS / IB Gateway.
 ///
 /// Cheap to share behind an `Arc`; [`shutdown`](IbProvider::shutdown) (or dropping
@@ -226,6 +233,10 @@ impl DataProvider for IbProvider {
         })
     }
 
+    fn pacing(&self) -> Option<super::PacingStats> {
+        Some(self.inner.pacing.stats())
+    }
+
     fn status(&self) -> ProviderStatus {
         let inner = &self.inner;
         let connection = &inner.connection;
@@ -257,6 +268,13 @@ impl DataProvider for IbProvider {
                 },
                 "errors": read(&counters.errors),
                 "pacing": {
+                    "limits": {
+                        "requests_per_10min": config.pacing.max_per_window,
+                        "identical_interval_seconds": config.pacing.identical_interval.as_secs_f64(),
+                        "burst_per_contract": config.pacing.max_per_burst,
+                        "max_open": config.pacing.max_open,
+                    },
+                    "scope": PACING_SCOPE,
                     "granted": pacing.granted,
                     "delayed": pacing.delayed,
                     "waiting": pacing.waiting,

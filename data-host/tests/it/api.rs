@@ -281,7 +281,25 @@ async fn health_endpoints_report_real_figures() {
     assert_eq!(detailed["source"], "local");
     assert!(detailed["uptime_seconds"].as_f64().is_some_and(|s| s > 0.0));
 
+    assert_eq!(
+        (&detailed["healthy"], &detailed["status"]),
+        (&json!(true), &json!("healthy")),
+        "a store needs no gateway: {detailed}"
+    );
+
     let (_, basic) = get(&host.base, "/health/").await;
     assert_eq!(basic["ib_status"]["connected"], false);
     assert_eq!(basic["connection_info"]["service_running"], true);
+    assert_eq!(basic["healthy"], true, "{basic}");
+    // The counters DESIGN.md names are on `/health/` too (3 before, 1 failed; the
+    // health reads themselves are not data requests).
+    assert_eq!(
+        (&basic["total_requests"], &basic["error_count"]),
+        (&json!(3), &json!(1)),
+        "{basic}"
+    );
+    assert!(
+        basic["uptime_seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{basic}"
+    );
 }

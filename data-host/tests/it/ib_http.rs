@@ -265,6 +265,20 @@ async fn gateway_gone_is_a_clear_error_and_reconnects_when_it_returns() {
     until("disconnected", || !ib.status().connected).await;
     let (_, detailed) = get(&host, "/health/detailed").await;
     assert_eq!(detailed["ib_gateway_connected"], false, "{detailed}");
+    // Health is honest about the link: not healthy, and the status says why, naming
+    // the gateway; liveness (the process answers) stays true for container checks.
+    for path in ["/health/", "/health/detailed"] {
+        let (_, health) = get(&host, path).await;
+        assert_eq!(health["healthy"], false, "{path}: {health}");
+        assert!(
+            health["status"]
+                .as_str()
+                .is_some_and(|s| s.contains(&addr.to_string())),
+            "{path}: the status names the gateway: {health}"
+        );
+    }
+    let (_, live) = get(&host, "/health").await;
+    assert_eq!(live["healthy"], true, "{live}");
     let (status, ready) = get(&host, "/ready").await;
     assert_eq!(status, 503, "{ready}");
 
@@ -273,6 +287,11 @@ async fn gateway_gone_is_a_clear_error_and_reconnects_when_it_returns() {
         .await
         .expect("rebind the same port");
     until("reconnected", || ib.status().connected).await;
+    let (_, health) = get(&host, "/health/").await;
+    assert_eq!(
+        (&health["healthy"], &health["status"]),
+        (&json!(true), &json!("healthy"))
+    );
     let answer = post(&host, "/data/historical", &body).await;
     assert_eq!(answer["success"], true, "{answer}");
     assert_eq!(answer["rows"], 252);

@@ -35,7 +35,7 @@
 //! let app = axum::Router::<()>::new().nest("/api/v1", host_service_base::operations::router(ops.clone()));
 //! # let _ = (handle, app);
 //! // At shutdown:
-//! ops.cancel_all("service shutting down");
+//! ops.interrupt_all("interrupted: the service shut down before it finished");
 //! ops.wait_idle_for(std::time::Duration::from_secs(10)).await;
 //! # Ok(()) }
 //! ```

@@ -335,26 +335,25 @@ impl Operations {
         }
     }
 
-    /// Cancels every pending or running operation (at shutdown); returns how many.
+    /// Cancels every pending or running operation, as if a user had cancelled each
+    /// (each ends `cancelled` with `reason`); returns how many.
     pub fn cancel_all(&self, reason: &str) -> usize {
-        let entries: Vec<Arc<Entry>> = self.shared.read().values().cloned().collect();
-        entries
-            .into_iter()
-            .filter(|entry| {
-                OperationHandle::new(self.shared.clone(), entry.clone()).mark_cancelled(reason)
-            })
-            .count()
+        self.end_all(|handle| handle.mark_cancelled(reason))
     }
 
     /// Interrupts every pending or running operation (at shutdown): each ends `failed`
     /// with `reason` and its token fires. Returns how many.
     pub fn interrupt_all(&self, reason: &str) -> usize {
+        self.end_all(|handle| handle.interrupt(reason))
+    }
+
+    /// Applies `end` to a handle of every operation; counts those it ended. The map is
+    /// copied first so that `end` (which persists) runs without the registry's lock.
+    fn end_all(&self, end: impl Fn(&OperationHandle) -> bool) -> usize {
         let entries: Vec<Arc<Entry>> = self.shared.read().values().cloned().collect();
         entries
             .into_iter()
-            .filter(|entry| {
-                OperationHandle::new(self.shared.clone(), entry.clone()).interrupt(reason)
-            })
+            .filter(|entry| end(&OperationHandle::new(self.shared.clone(), entry.clone())))
             .count()
     }
 

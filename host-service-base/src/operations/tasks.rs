@@ -57,7 +57,7 @@ impl Operations {
     }
 
     /// Waits until no task spawned by [`Self::spawn`] is running (call
-    /// [`Self::cancel_all`] first at shutdown, and bound the wait with a timeout, or use
+    /// [`Self::interrupt_all`] first at shutdown, and bound the wait with a timeout, or use
     /// [`Self::wait_idle_for`]).
     pub async fn wait_idle(&self) {
         self.shared.tracker.wait().await;

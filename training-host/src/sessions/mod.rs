@@ -27,16 +27,11 @@ use wire::{
 };
 
 use crate::pipeline::StopHandle;
-use crate::strategy::{
-    DateRange, Overrides, Strategy, StrategyError, apply_overrides, parse_strategy,
-};
+use crate::strategy::{DateRange, Overrides, StrategyError, apply_overrides, parse_strategy};
 
 /// How long `stop` waits for a session to reach its end (it checks between batches,
 /// so this is a bound for a stuck job, not the expected wait).
 pub const STOP_WAIT: Duration = Duration::from_secs(30);
-
-/// Rough training throughput used only for `estimated_duration_minutes`.
-const ESTIMATE_SAMPLES_PER_SECOND: f64 = 20_000.0;
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -114,6 +109,11 @@ impl SessionManager {
         &self.inner.ops
     }
 
+    /// Where sessions write their models.
+    pub fn models_dir(&self) -> &std::path::Path {
+        &self.inner.config.models_dir
+    }
+
     /// The device training runs on.
     pub fn device(&self) -> String {
         self.inner.trainer.device()
@@ -185,7 +185,6 @@ impl SessionManager {
         let session_id = handle.id().to_owned();
         let stop = StopHandle::new(handle.token());
         self.stops().insert(session_id.clone(), stop.clone());
-        let estimate = estimate_minutes(&strategy);
         let message = format!(
             "training {} on {} ({})",
             strategy.name,
@@ -225,7 +224,7 @@ impl SessionManager {
             status: "started".to_owned(),
             message,
             gpu_allocated: gpu,
-            estimated_duration_minutes: estimate,
+            estimated_duration_minutes: None,
         })
     }
 
@@ -373,19 +372,4 @@ fn range_origin(request: &StartRequest, yaml: &DateRange) -> RangeOrigin {
 
 fn not_found(session_id: &str) -> HostError {
     HostError::not_found(format!("training session {session_id} not found"))
-}
-
-/// Bars in the range × symbols × epochs at a rough CPU throughput; a guide, not a promise.
-fn estimate_minutes(strategy: &Strategy) -> f64 {
-    let start = strategy
-        .date_range
-        .start
-        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
-    let end = strategy.date_range.end.unwrap_or_else(chrono::Utc::now);
-    let base = strategy.training_data.base_timeframe.bar_length();
-    let bars =
-        ((end - start).num_seconds().max(0) as f64 / base.num_seconds().max(1) as f64).min(5e6);
-    let samples = bars * strategy.training_data.symbols.len() as f64;
-    let epochs = strategy.model.training.epochs as f64;
-    ((samples * epochs / ESTIMATE_SAMPLES_PER_SECOND) / 60.0 * 100.0).round() / 100.0
 }

@@ -144,7 +144,51 @@ fn check_feature_values(strategy: &Strategy, base_rows: usize) -> Result<(), Str
     Ok(())
 }
 
-fn record_progress(handle: &OperationHandle, p: &BatchProgress) {
+/// The session's own throughput, measured from its first batch: the estimate of how
+/// long the run takes comes from it once the first epoch is done (before that, one
+/// partial epoch's rate says too little, so there is none).
+#[derive(Debug, Default)]
+struct Throughput {
+    /// When the first batch ended, and the samples processed by then.
+    first: Option<(std::time::Instant, u64)>,
+}
+
+/// What [`Throughput::measure`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Estimate {
+    samples_per_second: f64,
+    total_minutes: f64,
+    remaining_minutes: f64,
+}
+
+impl Throughput {
+    fn measure(&mut self, p: &BatchProgress, now: std::time::Instant) -> Option<Estimate> {
+        let Some((since, samples_then)) = self.first else {
+            self.first = Some((now, p.items_processed));
+            return None;
+        };
+        if p.epoch < 2 {
+            return None;
+        }
+        let seconds = now.duration_since(since).as_secs_f64();
+        let samples = p.items_processed.saturating_sub(samples_then) as f64;
+        if seconds <= 0.0 || samples <= 0.0 {
+            return None;
+        }
+        let rate = samples / seconds;
+        let remaining = p.items_total.saturating_sub(p.items_processed) as f64 / rate;
+        // The first batch's own time is not in the window: add it at the same rate.
+        let total = (p.items_total as f64) / rate;
+        let minutes = |s: f64| (s / 60.0 * 100.0).round() / 100.0;
+        Some(Estimate {
+            samples_per_second: rate.round(),
+            total_minutes: minutes(total),
+            remaining_minutes: minutes(remaining),
+        })
+    }
+}
+
+fn record_progress(handle: &OperationHandle, p: &BatchProgress, estimate: Option<Estimate>) {
     handle.progress(|progress| {
         let done = p.epoch.saturating_sub(1) * p.total_batches + p.batch;
         let all = (p.total_epochs * p.total_batches).max(1);
@@ -164,6 +208,9 @@ fn record_progress(handle: &OperationHandle, p: &BatchProgress) {
             "batch": p.batch,
             "total_batches": p.total_batches,
             "metrics": { "current": p.current, "best": p.best },
+            "samples_per_second": estimate.map(|e| e.samples_per_second),
+            "estimated_duration_minutes": estimate.map(|e| e.total_minutes),
+            "estimated_remaining_minutes": estimate.map(|e| e.remaining_minutes),
         });
         merge(&mut progress.context, context);
     });
@@ -204,9 +251,18 @@ pub(super) async fn run(run: Run) {
         models_dir: run.models_dir,
     };
     let reporter = handle.clone();
+    let device = run.trainer.device();
+    if device != "cpu" {
+        // What the device reports: candle gives its name, no memory figures.
+        handle.progress(|p| merge(&mut p.context, json!({ "gpu_usage": { "device": device } })));
+    }
+    let mut throughput = Throughput::default();
     let control = TrainControl {
         stop: run.stop,
-        progress: Box::new(move |p| record_progress(&reporter, p)),
+        progress: Box::new(move |p| {
+            let estimate = throughput.measure(p, std::time::Instant::now());
+            record_progress(&reporter, p, estimate);
+        }),
     };
     let trainer = run.trainer;
     let origin = run.origin;
@@ -264,6 +320,45 @@ mod tests {
     fn sample_bars() -> LocalProvider {
         let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
         LocalProvider::new(Store::new(data, StoreFormat::Csv))
+    }
+
+    fn batch(epoch: u64, items_processed: u64) -> BatchProgress {
+        BatchProgress {
+            epoch,
+            total_epochs: 10,
+            batch: 1,
+            total_batches: 10,
+            items_processed,
+            items_total: 10_000,
+            current: Value::Null,
+            best: Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_measured_after_the_first_epoch_not_before() {
+        let mut throughput = Throughput::default();
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        // Within the first epoch: nothing measured yet, whatever the clock says.
+        assert_eq!(throughput.measure(&batch(1, 100), at(0)), None);
+        assert_eq!(throughput.measure(&batch(1, 900), at(800)), None);
+        // Epoch 2 at 1,100 samples, 1 s after the first batch: 1,000 samples/s.
+        let e = throughput
+            .measure(&batch(2, 1_100), at(1_000))
+            .expect("measured after the first epoch");
+        assert_eq!(e.samples_per_second, 1_000.0);
+        // 10,000 samples at 1,000/s = 10 s; 8,900 left = 8.9 s.
+        assert_eq!(e.total_minutes, (10.0_f64 / 60.0 * 100.0).round() / 100.0);
+        assert_eq!(
+            e.remaining_minutes,
+            (8.9_f64 / 60.0 * 100.0).round() / 100.0
+        );
+        // A slower stretch lowers the rate: it is measured, not a constant.
+        let slower = throughput
+            .measure(&batch(3, 2_100), at(4_000))
+            .expect("measured");
+        assert_eq!(slower.samples_per_second, 500.0);
     }
 
     fn from(source: DateSource) -> RangeOrigin {

@@ -47,7 +47,15 @@ fn progress(info: &OperationInfo) -> Progress {
             .clone()
             .or_else(|| info.progress.current_step.clone()),
         current_item: info.progress.current_item.clone(),
+        samples_per_second: figure(info, "samples_per_second"),
+        estimated_duration_minutes: figure(info, "estimated_duration_minutes"),
+        estimated_remaining_minutes: figure(info, "estimated_remaining_minutes"),
     }
+}
+
+/// A measured figure of the progress context, if there is one yet.
+fn figure(info: &OperationInfo, key: &str) -> Option<f64> {
+    context(info, key).and_then(Value::as_f64)
 }
 
 /// Only failures have an error; a stop's reason is not one.
@@ -84,9 +92,7 @@ pub(crate) fn status(info: &OperationInfo) -> StatusResponse {
             current: metric("current"),
             best: metric("best"),
         },
-        gpu_usage: context(info, "gpu_usage")
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({})),
+        gpu_usage: context(info, "gpu_usage").cloned().filter(|v| !v.is_null()),
         start_time: start_time(info),
         last_updated: info.updated_at.to_rfc3339(),
         error: error(info),

@@ -38,8 +38,10 @@ pub struct StartResponse {
     pub message: String,
     /// Whether a GPU runs this session.
     pub gpu_allocated: bool,
-    /// A rough estimate from the data size and epochs.
-    pub estimated_duration_minutes: f64,
+    /// Null here: nothing has been measured when a session starts. The status answer
+    /// carries the estimate measured from the session's own throughput once its first
+    /// epoch is done (`progress.estimated_duration_minutes`).
+    pub estimated_duration_minutes: Option<f64>,
 }
 
 /// `POST /training/stop`.
@@ -86,6 +88,15 @@ pub struct Progress {
     pub message: Option<String>,
     /// What is being worked on.
     pub current_item: Option<String>,
+    /// Samples per second measured in this session (null before its first epoch ends).
+    #[serde(default)]
+    pub samples_per_second: Option<f64>,
+    /// The whole run's expected length from that throughput (null until measured).
+    #[serde(default)]
+    pub estimated_duration_minutes: Option<f64>,
+    /// What is left of it (null until measured).
+    #[serde(default)]
+    pub estimated_remaining_minutes: Option<f64>,
 }
 
 /// `metrics` of a status answer.
@@ -108,8 +119,10 @@ pub struct StatusResponse {
     pub progress: Progress,
     /// How it is doing.
     pub metrics: Metrics,
-    /// GPU figures when a GPU is used (empty on CPU).
-    pub gpu_usage: Value,
+    /// GPU figures when a GPU runs the session (`{device}`: candle reports no memory
+    /// figures); absent on CPU rather than an invented zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_usage: Option<Value>,
     /// When the session started.
     pub start_time: String,
     /// Last change.

@@ -194,4 +194,7 @@ pub struct PacingStats {
     pub open: usize,
     /// Acquires that were cancelled (or dropped) while waiting.
     pub cancelled: u64,
+    /// While requests wait: how long until the next one may be sent (for progress
+    /// messages such as "waiting 9 s for IB pacing").
+    pub next_grant_in: Option<Duration>,
 }

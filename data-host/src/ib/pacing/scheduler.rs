@@ -137,9 +137,14 @@ impl PacingScheduler {
     /// Counters for health reports.
     pub fn stats(&self) -> PacingStats {
         let state = self.inner.lock();
+        let next_grant_in = match (state.queue.is_empty(), state.next_wake) {
+            (false, Some(at)) => Some(at.saturating_duration_since(Instant::now())),
+            _ => None,
+        };
         PacingStats {
             waiting: state.queue.len(),
             open: state.open,
+            next_grant_in,
             ..state.stats
         }
     }
