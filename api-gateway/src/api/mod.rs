@@ -11,8 +11,7 @@ mod training;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use host_service_base::HostError;
 use host_service_base::telemetry::{Metrics, metrics_router};
@@ -65,10 +64,9 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
         .route("/docs/", get(openapi::docs_index))
         .route("/docs/{*file}", get(openapi::docs_file))
         .with_state(gateway.clone())
-        .merge(
-            host_service_base::operations::router(gateway.operations().clone())
-                .layer(axum::middleware::map_response(enveloped_413)),
-        );
+        .merge(host_service_base::operations::router(
+            gateway.operations().clone(),
+        ));
     let api = match gateway.config().api_key.clone() {
         Some(key) => auth::require_key(api, key),
         None => api,
@@ -92,24 +90,6 @@ pub fn router(gateway: Gateway) -> Result<Router, GatewayError> {
             None => router,
         },
     )
-}
-
-/// Puts a bare 413 into the error envelope. The operations routes of host-service-base
-/// read the optional cancel body as raw bytes, where axum answers a body over the
-/// request-size limit with a plain-text 413; the document (and every other route)
-/// promises the envelope.
-async fn enveloped_413(response: Response) -> Response {
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || json {
-        return response;
-    }
-    HostError::PayloadTooLarge {
-        message: "the request body is larger than this service accepts".to_owned(),
-    }
-    .into_response()
 }
 
 /// `GET /api/v1/health`: `{status, version, services: {data, training}}`, from cached

@@ -12,6 +12,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -180,8 +181,19 @@ async fn get_operation(
 async fn cancel_operation(
     State(ops): State<Operations>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CancelResponse>, HostError> {
+    // The optional body is read as raw bytes (an empty one is allowed), so axum's own
+    // rejection of an oversized one would be plain text: answer it in the envelope.
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            HostError::PayloadTooLarge {
+                message: "the cancel request body is larger than this service accepts".into(),
+            }
+        } else {
+            HostError::bad_field("body", rejection.body_text())
+        }
+    })?;
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {

@@ -748,6 +748,23 @@ async fn api_errors_use_the_envelope() {
         .expect("request");
     assert_eq!(response.status(), 400);
 
+    // A cancel body over the size limit (axum's default, 2 MiB) is refused in the
+    // envelope, not with axum's plain-text 413, and cancels nothing.
+    let running = ops.create("demo", Value::Null);
+    let response = client
+        .delete(format!("{base}/operations/{}", running.id()))
+        .body(vec![b' '; 3 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("a JSON envelope");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    assert!(
+        !ops.get(running.id())
+            .is_some_and(|i| i.status.is_terminal())
+    );
+
     for (query, field) in [
         ("status=bogus", "status"),
         ("limit=abc", "limit"),
