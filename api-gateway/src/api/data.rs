@@ -5,7 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use data_host::api::wire::{ARROW_STREAM, to_arrow};
+use data_host::api::wire::{ARROW_STREAM, to_arrow, wants_arrow};
 use data_host::bars::frame_to_bars;
 use host_service_base::server::Json;
 use host_service_base::{CancellationToken, HostError};
@@ -108,10 +108,7 @@ pub(super) async fn bars(
         ));
     }
     let frame = gateway.data().bars(&symbol, timeframe, start, end).await?;
-    let wants_arrow = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(ARROW_STREAM));
+    let wants_arrow = wants_arrow(&headers);
     // Encoding a large frame is CPU work: off the async threads.
     tokio::task::spawn_blocking(move || -> Result<Response, HostError> {
         if wants_arrow {

@@ -76,17 +76,6 @@ impl HistoricalRequest {
     }
 }
 
-fn wants_arrow(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|part| part.trim().starts_with(ARROW_STREAM))
-        })
-}
-
 fn failure(state: &ApiState, error: &DataError) -> Response {
     let message = error.to_string();
     state.stats.error(&message);
@@ -119,7 +108,7 @@ pub(super) async fn historical(
         Err(e) => return failure(&state, &e),
     };
     let rows = frame.height();
-    let arrow = wants_arrow(&headers);
+    let arrow = wire::wants_arrow(&headers);
     // Encoding a large frame is CPU work: keep it off the async threads.
     let encoded = tokio::task::spawn_blocking(move || {
         if arrow {

@@ -19,6 +19,29 @@ use crate::store::csv::parse_timestamp;
 /// Media type of an Arrow IPC stream.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
+/// Whether the request asks for an Arrow IPC stream: any `Accept` header (there may be
+/// several) listing the Arrow media type, with or without parameters. The one rule for
+/// data-host and the gateway, so a client gets Arrow from both or from neither.
+pub fn wants_arrow(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut params = part.split(';');
+            let media = params.next().unwrap_or_default().trim();
+            // `q=0` means "not acceptable" (RFC 9110 §12.4.2).
+            let refused = params.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case(ARROW_STREAM) && !refused
+        })
+}
+
 /// Wire encoding or decoding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -147,6 +170,31 @@ pub fn from_arrow(bytes: &[u8]) -> Result<DataFrame, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrow_is_chosen_from_any_accept_header_unless_refused() {
+        use axum::http::{HeaderMap, HeaderValue, header::ACCEPT};
+        let accept = |values: &[&'static str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(ACCEPT, HeaderValue::from_static(v));
+            }
+            wants_arrow(&headers)
+        };
+        assert!(accept(&[ARROW_STREAM]));
+        assert!(accept(&[
+            "application/json;q=0.5, application/vnd.apache.arrow.stream"
+        ]));
+        assert!(accept(&[
+            "application/json",
+            "application/vnd.apache.arrow.stream;q=0.9"
+        ]));
+        assert!(accept(&["Application/Vnd.Apache.Arrow.Stream"]));
+        assert!(!accept(&[]));
+        assert!(!accept(&["application/json"]));
+        assert!(!accept(&["application/vnd.apache.arrow.stream;q=0"]));
+        assert!(!accept(&["application/vnd.apache.arrow.streaming"]));
+    }
 
     fn sample() -> DataFrame {
         let ts = vec![1_704_153_600_000, 1_704_240_000_000];
