@@ -2,6 +2,12 @@
 //! symbol and timeframe, read into and written from bars frames.
 //!
 //! - Symbols are validated ([`Symbol`]) before any path is formed.
+//! - New files are named with the upper-case symbol (`AAPL_1d.csv`). A file another tool
+//!   wrote in another case (`aapl_1d.csv`, `Aapl_1d.csv`) is still the symbol's file:
+//!   lookup prefers the upper-case name and otherwise takes the file whose symbol part
+//!   matches ignoring ASCII case (the first in byte order, should there be several), and
+//!   merges write back to the file that was read, so a series never splits in two. The
+//!   timeframe part is matched exactly: `1m` (minute) and `1M` (month) differ only in case.
 //! - Writes are atomic (temporary file, fsync, rename); a crash leaves the old file.
 //! - [`Store::merge`] never drops a stored bar; a fetched bar with the same timestamp
 //!   replaces the stored one; files stay sorted with unique timestamps.
@@ -133,7 +139,9 @@ impl Store {
         &self.dir
     }
 
-    /// Where `symbol` at `timeframe` is written.
+    /// Where a new file of `symbol` at `timeframe` is written (the upper-case name); an
+    /// existing file in another case is found by [`Store::load`] and kept by
+    /// [`Store::merge`].
     pub fn path(&self, symbol: &Symbol, timeframe: Timeframe) -> PathBuf {
         self.path_in(symbol, timeframe, self.format)
     }
@@ -141,6 +149,69 @@ impl Store {
     fn path_in(&self, symbol: &Symbol, timeframe: Timeframe, format: StoreFormat) -> PathBuf {
         self.dir
             .join(format!("{symbol}_{timeframe}.{}", format.extension()))
+    }
+
+    /// The existing file of `symbol` at `timeframe` in `format`: the upper-case name when
+    /// it exists, else a name whose symbol part differs only in ASCII case (the first in
+    /// byte order, so the choice is the same on every call); `None` when there is none.
+    fn locate(
+        &self,
+        symbol: &Symbol,
+        timeframe: Timeframe,
+        format: StoreFormat,
+    ) -> Result<Option<(PathBuf, std::fs::Metadata)>, StoreError> {
+        let exact = self.path_in(symbol, timeframe, format);
+        match std::fs::metadata(&exact) {
+            Ok(meta) => return Ok(Some((exact, meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: exact,
+                    source,
+                });
+            }
+        }
+        // Only a miss scans the directory: a series the store holds under the
+        // upper-case name costs one metadata call, as before.
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let suffix = format!("_{timeframe}.{}", format.extension());
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| {
+                name.strip_suffix(&suffix)
+                    .is_some_and(|stem| stem.eq_ignore_ascii_case(symbol.as_str()))
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let path = self.dir.join(name);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => return Ok(Some((path, meta))),
+                // Gone or replaced since the listing: try the next spelling.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Io { path, source }),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where a write of `symbol` at `timeframe` goes: the existing file in the store's
+    /// format, whatever its case, else the upper-case name.
+    fn write_path(&self, symbol: &Symbol, timeframe: Timeframe) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .locate(symbol, timeframe, self.format)?
+            .map_or_else(|| self.path(symbol, timeframe), |(path, _)| path))
     }
 
     /// The stored bars, sorted and unique by time; `None` when there is no file.
@@ -154,11 +225,8 @@ impl Store {
             StoreFormat::Parquet => StoreFormat::Csv,
         };
         for format in [self.format, other] {
-            let path = self.path_in(symbol, timeframe, format);
-            let meta = match std::fs::metadata(&path) {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(StoreError::Io { path, source }),
+            let Some((path, meta)) = self.locate(symbol, timeframe, format)? else {
+                continue;
             };
             let stamp = (meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len());
             if let Some(frame) = self.cached(&path, stamp) {
@@ -257,7 +325,7 @@ impl Store {
         timeframe: Timeframe,
         frame: &DataFrame,
     ) -> Result<(), StoreError> {
-        let path = self.path(symbol, timeframe);
+        let path = self.write_path(symbol, timeframe)?;
         let lock = self.lock_for(&path);
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.write_locked(&path, &normalize(frame)?)
@@ -270,7 +338,7 @@ impl Store {
         timeframe: Timeframe,
         fetched: &DataFrame,
     ) -> Result<MergeReport, StoreError> {
-        let path = self.path(symbol, timeframe);
+        let path = self.write_path(symbol, timeframe)?;
         let lock = self.lock_for(&path);
         let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
         let stored = self
@@ -446,5 +514,65 @@ mod tests {
                 .is_some_and(|e| e == "parquet")
         );
         assert_eq!(store.list().expect("list").len(), 2);
+    }
+
+    #[test]
+    fn a_file_stored_in_another_case_is_found_and_merged_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path(), StoreFormat::Csv);
+        let aapl = Symbol::parse("aapl").expect("symbol");
+        let lower = dir.path().join("aapl_1d.csv");
+        std::fs::write(
+            &lower,
+            "timestamp,open,high,low,close,volume\n1970-01-02T00:00:00Z,1,1,1,1,1\n",
+        )
+        .expect("another tool writes");
+        assert_eq!(
+            store.load(&aapl, Timeframe::D1).expect("load"),
+            Some(frame(&[1], 1.0))
+        );
+        // Only the symbol's case is loose: `1M` (month) is not `1m` (minute).
+        std::fs::copy(&lower, dir.path().join("aapl_1m.csv")).expect("copy");
+        assert!(store.load(&aapl, Timeframe::Mo1).expect("load").is_none());
+        std::fs::remove_file(dir.path().join("aapl_1m.csv")).expect("remove");
+        let report = store
+            .merge(&aapl, Timeframe::D1, &frame(&[2], 2.0))
+            .expect("merge");
+        assert_eq!(report.added, 1);
+        // Written back where it was read: one file, not a second upper-case one.
+        assert!(!store.path(&aapl, Timeframe::D1).exists());
+        assert_eq!(
+            store
+                .load(&aapl, Timeframe::D1)
+                .expect("load")
+                .map(|f| f.height()),
+            Some(2)
+        );
+        assert_eq!(store.list().expect("list"), vec![(aapl, Timeframe::D1)]);
+    }
+
+    #[test]
+    fn the_upper_case_file_wins_over_other_spellings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path(), StoreFormat::Csv);
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        let row = |close: u8| {
+            format!(
+                "timestamp,open,high,low,close,volume\n1970-01-02T00:00:00Z,{close},{close},{close},{close},1\n"
+            )
+        };
+        std::fs::write(dir.path().join("aapl_1d.csv"), row(7)).expect("write");
+        std::fs::write(dir.path().join("Aapl_1d.csv"), row(6)).expect("write");
+        let close = || {
+            let loaded = store
+                .load(&aapl, Timeframe::D1)
+                .expect("load")
+                .expect("file");
+            bars::value_column(&loaded, "close").expect("close")
+        };
+        // Byte order among the other spellings: `Aapl` before `aapl`.
+        assert_eq!(close(), vec![6.0]);
+        std::fs::write(store.path(&aapl, Timeframe::D1), row(5)).expect("write");
+        assert_eq!(close(), vec![5.0]);
     }
 }
