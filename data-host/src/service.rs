@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host_service_base::CancellationToken;
-use host_service_base::server::{Readiness, ServeError, Server, ServerConfig, ShutdownReport};
+use host_service_base::server::{
+    Readiness, ServeError, Server, ServerConfig, ShutdownReport, ValidationStyle,
+};
 use tokio::net::TcpListener;
 
 use crate::SERVICE_NAME;
@@ -20,6 +22,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn server(provider: Arc<dyn DataProvider>, request_timeout: Duration) -> Server {
     let mut config = ServerConfig::new(SERVICE_NAME);
     config.request_timeout = request_timeout;
+    // KTRDR's data-host is FastAPI: its clients read a malformed request's 422 list.
+    config.validation = ValidationStyle::FastApi;
     let readiness = Arc::new(ProviderReady(provider.clone()));
     Server::new(config, api::router(ApiState::new(provider))).readiness(readiness)
 }

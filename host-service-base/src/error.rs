@@ -97,7 +97,44 @@ pub struct RemoteError(pub String);
 pub struct ErrorBody {
     pub success: bool,
     pub error: ErrorInfo,
-    pub detail: String,
+    pub detail: Detail,
+}
+
+/// FastAPI's `detail`: a message, or (422 request validation) one entry per problem.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Detail {
+    Message(String),
+    Issues(Vec<ValidationIssue>),
+}
+
+/// One entry of FastAPI's 422 `detail` list: where (`["body", "symbol"]`), what, and a
+/// pydantic-style error type (`missing`, `json_invalid`, `string_type`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ValidationIssue {
+    pub loc: Vec<LocPart>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A step of a [`ValidationIssue`] location: a field name or a list index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum LocPart {
+    Index(u64),
+    Key(String),
+}
+
+impl ValidationIssue {
+    /// The innermost field name of the location (`["body", "layers", 0]` → `layers`),
+    /// skipping FastAPI's leading `body`/`query`/`path`/`header` segment.
+    pub fn field(&self) -> Option<&str> {
+        self.loc.iter().skip(1).rev().find_map(|part| match part {
+            LocPart::Key(k) => Some(k.as_str()),
+            LocPart::Index(_) => None,
+        })
+    }
 }
 
 /// `error` inside [`ErrorBody`]: a stable machine code, a human message, and details.
@@ -238,7 +275,7 @@ impl HostError {
                 message: message.clone(),
                 details: self.details(),
             },
-            detail: message,
+            detail: Detail::Message(message),
         }
     }
 
@@ -325,7 +362,7 @@ impl HostError {
 
         match status.as_u16() {
             400 | 422 => Self::BadRequest {
-                field: None,
+                field: detail_str("field"),
                 message,
             },
             401 => Self::Unauthorized { message },
@@ -376,6 +413,21 @@ fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
         });
     }
     let detail = value.get("detail")?;
+    if let Ok(issues) = serde_json::from_value::<Vec<ValidationIssue>>(detail.clone())
+        && let Some(first) = issues.first()
+    {
+        // FastAPI's 422: the first problem, with its field, reads as a bad request.
+        let message = issues
+            .iter()
+            .map(|i| format!("{}: {}", loc_text(&i.loc), i.msg))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Some(ParsedError {
+            code: None,
+            details: json!({ "field": first.field(), "reason": message }),
+            message,
+        });
+    }
     let message = match detail {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -385,6 +437,23 @@ fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
         message,
         details: Value::Null,
     })
+}
+
+/// `["body", "layers", 0]` → `body.layers[0]`.
+fn loc_text(loc: &[LocPart]) -> String {
+    let mut text = String::new();
+    for part in loc {
+        match part {
+            LocPart::Key(k) => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(k);
+            }
+            LocPart::Index(i) => text.push_str(&format!("[{i}]")),
+        }
+    }
+    text
 }
 
 /// Longest upstream text echoed into a message; the rest is dropped.

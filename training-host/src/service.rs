@@ -2,7 +2,9 @@
 //! `main` parses arguments and calls [`serve`]; tests call it on 127.0.0.1 port 0.
 
 use host_service_base::CancellationToken;
-use host_service_base::server::{ServeError, Server, ServerConfig, ShutdownReport};
+use host_service_base::server::{
+    ServeError, Server, ServerConfig, ShutdownReport, ValidationStyle,
+};
 use tokio::net::TcpListener;
 
 use crate::SERVICE_NAME;
@@ -13,11 +15,10 @@ use crate::sessions::SessionManager;
 /// session is recorded as stopped) and drained.
 pub fn server(sessions: SessionManager, max_sessions: usize) -> Server {
     let ops = sessions.operations().clone();
-    Server::new(
-        ServerConfig::new(SERVICE_NAME),
-        api::router(sessions, max_sessions),
-    )
-    .operations(ops)
+    let mut config = ServerConfig::new(SERVICE_NAME);
+    // KTRDR's training host is FastAPI: its clients read a malformed request's 422 list.
+    config.validation = ValidationStyle::FastApi;
+    Server::new(config, api::router(sessions, max_sessions)).operations(ops)
 }
 
 /// Serves training-host on `listener` until `shutdown` fires.

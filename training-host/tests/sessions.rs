@@ -269,13 +269,33 @@ async fn bad_strategies_and_overrides_name_the_key_and_start_nothing() {
             json!({ "strategy_yaml": good, "session_id": "../../etc" }),
             "session_id",
         ),
-        (json!({ "symbols": ["AAPL"] }), "strategy_yaml"),
     ];
     for (body, key) in cases {
         let (code, answer) = post(&host.base, "/training/start", &body).await;
         assert_eq!(code, 400, "{key}: {answer}");
         let detail = answer["detail"].as_str().expect("FastAPI-style detail");
         assert!(detail.contains(key), "`{key}` not named in: {detail}");
+    }
+    // A body that does not fit the request model is FastAPI's 422 with its list, as
+    // KTRDR's training host answers it.
+    let malformed = [
+        (
+            json!({ "symbols": ["AAPL"] }),
+            json!(["body", "strategy_yaml"]),
+            "missing",
+        ),
+        (
+            json!({ "strategy_yaml": good, "symbols": ["AAPL", 7] }),
+            json!(["body", "symbols", 1]),
+            "string_type",
+        ),
+    ];
+    for (body, loc, kind) in malformed {
+        let (code, answer) = post(&host.base, "/training/start", &body).await;
+        assert_eq!(code, 422, "{body}: {answer}");
+        assert_eq!(answer["detail"][0]["loc"], loc, "{answer}");
+        assert_eq!(answer["detail"][0]["type"], kind, "{answer}");
+        assert_eq!(answer["success"], false);
     }
     let (_, sessions) = get(&host.base, "/training/sessions").await;
     assert_eq!(sessions["total_sessions"], 0, "nothing was started");

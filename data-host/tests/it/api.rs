@@ -133,31 +133,48 @@ async fn bad_input_is_named_and_nothing_is_written() {
         assert_eq!(answer["data"], Value::Null);
     }
 
-    // Structurally broken bodies: 400 in the envelope, naming the field.
+    // Structurally broken bodies: 422 as KTRDR's FastAPI data-host answers them
+    // (`detail: [{loc, msg, type}]`), the hostbridge envelope naming the field beside it.
     let mut missing = base.clone();
     missing.as_object_mut().expect("object").remove("end");
-    let (status, answer) = post(&host.base, "/data/historical", &missing).await;
-    assert_eq!(
-        (status, answer["error"]["details"]["field"].as_str()),
-        (400, Some("end")),
-        "{answer}"
-    );
     let mut mistyped = base.clone();
     mistyped["timeframe"] = json!(60);
-    let (status, answer) = post(&host.base, "/data/historical", &mistyped).await;
-    assert_eq!(
-        (status, answer["error"]["details"]["field"].as_str()),
-        (400, Some("timeframe")),
-        "{answer}"
-    );
-    let raw = reqwest::Client::new()
-        .post(format!("{}/data/historical", host.base))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(raw.status(), 400);
+    let broken = [
+        (
+            missing.to_string(),
+            json!(["body", "end"]),
+            "missing",
+            "end",
+        ),
+        (
+            mistyped.to_string(),
+            json!(["body", "timeframe"]),
+            "string_type",
+            "timeframe",
+        ),
+        (
+            "{not json".to_owned(),
+            json!(["body"]),
+            "json_invalid",
+            "body",
+        ),
+    ];
+    for (body, loc, kind, field) in broken {
+        let raw = reqwest::Client::new()
+            .post(format!("{}/data/historical", host.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(raw.status(), 422, "{body}");
+        let answer: Value = raw.json().await.expect("json");
+        assert_eq!(answer["detail"][0]["loc"], loc, "{body}: {answer}");
+        assert_eq!(answer["detail"][0]["type"], kind, "{body}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    let (status, _) = post(&host.base, "/data/historical", &base).await;
+    assert_eq!(status, 200, "the host still serves");
 
     assert_eq!(snapshot(dir.path()), before, "the store is untouched");
 }
@@ -233,12 +250,14 @@ async fn validate_symbol_info_and_head_timestamp() {
     );
     let (_, answer) = get(&host.base, "/data/head-timestamp?symbol=GOOG&timeframe=1y").await;
     assert_eq!(answer["error_code"], "invalid:timeframe");
+    // A missing query parameter is FastAPI's 422, located in the query.
     let (status, answer) = get(&host.base, "/data/head-timestamp?symbol=GOOG").await;
     assert_eq!(
         (status, answer["error"]["details"]["field"].as_str()),
-        (400, Some("timeframe")),
+        (422, Some("timeframe")),
         "{answer}"
     );
+    assert_eq!(answer["detail"][0]["loc"], json!(["query", "timeframe"]));
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ pub(crate) struct Limits {
     pub(crate) service: String,
     pub(crate) request_timeout: Duration,
     pub(crate) body_limit: usize,
+    pub(crate) validation: super::ValidationStyle,
 }
 
 /// Wraps every route of `router` (call after all routes are added).
@@ -86,7 +87,13 @@ fn status_label(status: u16) -> std::borrow::Cow<'static, str> {
     }
 }
 
-async fn timeout_and_metrics(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+async fn timeout_and_metrics(
+    State(limits): State<Limits>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    // Read by the scaffold's extractors to answer a malformed request the service's way.
+    req.extensions_mut().insert(limits.validation);
     let method = method_label(req.method());
     let route = route_of(&req);
     let started = Instant::now();

@@ -20,7 +20,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use extract::{Json, Query};
+pub use extract::{Json, Query, ValidationStyle};
 pub use routes::Readiness;
 pub use shutdown::{shutdown_signal, shutdown_token};
 
@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Whether the scaffold serves `GET /health` (turn off when the service has its own).
     pub liveness_route: bool,
+    /// How a body or query that does not deserialize is answered (400 or FastAPI's 422).
+    pub validation: ValidationStyle,
 }
 
 impl ServerConfig {
@@ -50,6 +52,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             liveness_route: true,
+            validation: ValidationStyle::Envelope,
         }
     }
 }
@@ -126,6 +129,7 @@ impl Server {
             service: self.config.service.clone(),
             request_timeout: self.config.request_timeout,
             body_limit: self.config.body_limit,
+            validation: self.config.validation,
         };
         layers::apply(self.router.merge(probes), limits)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use host_service_base::operations::{OperationStatus, Operations};
-use host_service_base::server::{Json, Readiness, Server, ServerConfig};
+use host_service_base::server::{Json, Query, Readiness, Server, ServerConfig, ValidationStyle};
 use host_service_base::{CancellationToken, HostError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -155,6 +155,175 @@ async fn standard_routes_limits_and_field_errors() {
 
     s.shutdown.cancel();
     assert!(s.done.await.expect("join").expect("serve").drained);
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Basket {
+    owner: String,
+    orders: Vec<Order>,
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Page {
+    limit: u32,
+}
+
+/// Posts `body` raw (JSON content type) and returns the status and the parsed answer.
+async fn post_raw(http: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
+    let answer = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("post");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn fastapi_style_answers_malformed_requests_with_422_and_a_detail_list() {
+    let router = || {
+        Router::new()
+            .route(
+                "/baskets",
+                post(
+                    |Json(b): Json<Basket>| async move { axum::Json(json!({ "owner": b.owner })) },
+                ),
+            )
+            .route(
+                "/page",
+                get(|Query(p): Query<Page>| async move { axum::Json(json!({ "limit": p.limit })) }),
+            )
+    };
+    let mut config = ServerConfig::new("training-host");
+    config.validation = ValidationStyle::FastApi;
+    let fastapi = start(Server::new(config, router())).await;
+    let envelope = start(Server::new(ServerConfig::new("api-gateway"), router())).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/baskets", fastapi.base);
+
+    // (body, expected loc, expected type, field named in the envelope)
+    let cases = [
+        (
+            r#"{"orders": []}"#,
+            json!(["body", "owner"]),
+            "missing",
+            "owner",
+        ),
+        (
+            r#"{"owner": "x", "orders": [{"symbol": "A", "qty": 1}, {"symbol": "B", "qty": "two"}]}"#,
+            json!(["body", "orders", 1, "qty"]),
+            "int_type",
+            "qty",
+        ),
+        (
+            r#"{"owner": 5, "orders": []}"#,
+            json!(["body", "owner"]),
+            "string_type",
+            "owner",
+        ),
+        (
+            r#"{"owner": "x", "orders": {}}"#,
+            json!(["body", "orders"]),
+            "list_type",
+            "orders",
+        ),
+        (
+            r#"{"owner": "x", "#,
+            json!(["body"]),
+            "json_invalid",
+            "body",
+        ),
+    ];
+    for (body, loc, kind, field) in cases {
+        let (status, answer) = post_raw(&http, &url, body).await;
+        assert_eq!(status, 422, "{body} -> {answer}");
+        let detail = answer["detail"].as_array().expect("detail is a list");
+        assert_eq!(detail.len(), 1, "{answer}");
+        assert_eq!(detail[0]["loc"], loc, "{body} -> {answer}");
+        assert_eq!(detail[0]["type"], kind, "{body} -> {answer}");
+        assert!(detail[0]["msg"].as_str().is_some_and(|m| !m.is_empty()));
+        // The hostbridge envelope is there too, naming the same field.
+        assert_eq!(answer["success"], false);
+        assert_eq!(answer["error"]["code"], "bad_request");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+
+        // A hostbridge client reads it back as the bad request it is.
+        let error = HostError::from_upstream(
+            "training-host",
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            &axum::http::HeaderMap::new(),
+            answer.to_string().as_bytes(),
+        );
+        assert!(
+            matches!(&error, HostError::BadRequest { field: Some(f), .. } if f == field),
+            "{error:?}"
+        );
+
+        // The same request at an envelope-style server stays a 400 with a plain detail.
+        let (status, answer) = post_raw(&http, &format!("{}/baskets", envelope.base), body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["detail"], answer["error"]["message"], "{answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+
+    // No JSON content type: FastAPI names the header.
+    let plain = http
+        .post(&url)
+        .body(r#"{"owner": "x", "orders": []}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(plain.status(), 422);
+    let answer: Value = plain.json().await.expect("json");
+    assert_eq!(
+        answer["detail"][0]["loc"],
+        json!(["header", "content-type"])
+    );
+
+    // A query string that does not deserialize.
+    let page = http
+        .get(format!("{}/page?limit=many", fastapi.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(page.status(), 422);
+    let answer: Value = page.json().await.expect("json");
+    assert_eq!(
+        answer["detail"][0]["loc"],
+        json!(["query", "limit"]),
+        "{answer}"
+    );
+    assert_eq!(answer["detail"][0]["type"], "int_parsing", "{answer}");
+
+    // The server still serves, and a good request is unaffected.
+    let (status, answer) = post_raw(&http, &url, r#"{"owner": "x", "orders": []}"#).await;
+    assert_eq!((status, answer["owner"].as_str()), (200, Some("x")));
+
+    // A FastAPI service's own 422 (no hostbridge envelope) reads the same way.
+    let pydantic = json!({"detail": [{"type": "missing", "loc": ["body", "strategy_yaml"],
+        "msg": "Field required", "input": {}}]});
+    let error = HostError::from_upstream(
+        "training-host",
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        &axum::http::HeaderMap::new(),
+        pydantic.to_string().as_bytes(),
+    );
+    match error {
+        HostError::BadRequest { field, message } => {
+            assert_eq!(field.as_deref(), Some("strategy_yaml"));
+            assert_eq!(message, "body.strategy_yaml: Field required");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    for s in [fastapi, envelope] {
+        s.shutdown.cancel();
+        assert!(s.done.await.expect("join").expect("serve").drained);
+    }
 }
 
 #[tokio::test]
