@@ -15,6 +15,8 @@
 //! - [`operations`]: the persisted registry of long-running work (progress, cancellation,
 //!   Server-Sent Events).
 //! - [`config`] and [`telemetry`]: typed environment parsing, logging and `/metrics`.
+//! - [`rng::SplitMix64`]: the one seeded random number generator (training, random
+//!   test inputs).
 //! - [`webhook`]: an event-stream writer that POSTs batches to a URL through a
 //!   `HostClient` (the "Kafka → REST" leg of a pipe).
 
@@ -23,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod operations;
+pub mod rng;
 pub mod server;
 pub mod service;
 pub mod telemetry;
@@ -30,5 +33,6 @@ pub mod webhook;
 
 pub use client::{HostClient, HostClientBuilder, HostRequest, RetryPolicy};
 pub use error::HostError;
+pub use rng::SplitMix64;
 pub use service::{AsyncHostService, HostService};
 pub use tokio_util::sync::CancellationToken;

@@ -317,26 +317,12 @@ pub fn split_by(max_span: TimeDelta, start: DateTime<Utc>, end: DateTime<Utc>) -
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use host_service_base::SplitMix64;
 
     fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, 0, 0)
             .single()
             .expect("valid test date")
-    }
-
-    /// SplitMix64: deterministic test randomness without a dependency.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     /// Independent check of a split: exact cover, order, bounds, minimal count.
@@ -411,7 +397,7 @@ mod tests {
 
     #[test]
     fn random_ranges_are_covered_exactly_for_every_timeframe() {
-        let mut rng = Rng(0x5EED_0001);
+        let mut rng = SplitMix64::new(0x5EED_0001);
         let base = utc(2000, 1, 1, 0);
         for tf in Timeframe::ALL {
             let max = tf.max_request_span();

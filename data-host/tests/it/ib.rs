@@ -15,7 +15,7 @@ use data_host::sim::{MemoryBarSource, SimConfig, SimHandle, SimPacing, SimStats,
 use data_host::store::{Store, StoreFormat};
 use data_host::{Bar, InstrumentType, Symbol, Timeframe};
 use futures::future::join_all;
-use host_service_base::CancellationToken;
+use host_service_base::{CancellationToken, SplitMix64};
 use polars::prelude::DataFrame;
 
 use crate::support::sample_dir;
@@ -262,23 +262,10 @@ async fn twenty_identical_calls_send_one_ib_request() {
     provider.shutdown_and_wait().await;
 }
 
-/// SplitMix64: deterministic test randomness without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
-
 /// 200 random one-segment daily requests on four symbols, a third of them repeats
 /// of an earlier one.
 fn random_requests(seed: u64) -> Vec<BarsRequest> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let symbols = ["AAPL", "MSFT", "IBM", "GOOG"];
     let mut out: Vec<BarsRequest> = Vec::new();
     for _ in 0..200 {

@@ -16,9 +16,9 @@ use candle_core::{DType, Device, DeviceLocation, Tensor};
 use candle_nn::{Init, Linear, VarMap};
 
 use super::TrainError;
-use super::rng::SplitMix64;
 use super::spec::MlpSpec;
 use crate::strategy::Activation;
+use host_service_base::SplitMix64;
 
 /// Rows per forward pass when predicting, so a large input never makes one huge tensor.
 /// Fixed (not tied to the batch size) so that a model predicts bit-for-bit the same

@@ -18,7 +18,6 @@ mod history;
 mod loss;
 mod metrics;
 mod mlp;
-mod rng;
 mod spec;
 mod store;
 mod train;

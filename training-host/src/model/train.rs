@@ -26,10 +26,10 @@ use super::config::{Stepper, TrainConfig};
 use super::history::{EarlyStopper, EpochMetrics, Progress, TrainingSummary};
 use super::loss::{LossTally, batch_loss, class_weights};
 use super::mlp::{Mlp, Weights, device_name};
-use super::rng::SplitMix64;
 use super::spec::MlpSpec;
 use crate::features::Split;
 use crate::labels::Label;
+use host_service_base::SplitMix64;
 
 /// A trained network and how it got there.
 #[derive(Debug, Clone)]

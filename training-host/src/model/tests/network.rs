@@ -3,9 +3,9 @@
 use candle_core::{Device, Tensor};
 
 use super::spec;
-use crate::model::rng::SplitMix64;
 use crate::model::{Mlp, MlpSpec, TrainError};
 use crate::strategy::{Activation, Architecture};
+use host_service_base::SplitMix64;
 
 #[test]
 fn spec_counts_parameters_and_describes_itself() {

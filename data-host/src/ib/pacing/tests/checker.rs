@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use host_service_base::SplitMix64;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -104,31 +105,13 @@ fn ib_violations(log: &[Event]) -> Vec<String> {
     out
 }
 
-/// SplitMix64: deterministic test randomness without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[usize::try_from(self.below(items.len() as u64)).expect("small")]
-    }
-}
-
 /// 200 random requests: 4 symbols, mostly on SMART (a tenth on ARCA), random
 /// what-to-show (mostly TRADES, over a quarter BID_ASK), a third exact repeats of an
 /// earlier request; 30 % arrive within the first second, the rest over a minute;
 /// each is held open 1..120 s as if IB were answering (`slow`: 8..25 min, so that
 /// the open-requests cap binds).
 fn random_burst(seed: u64, slow: bool) -> Vec<(Duration, Duration, RequestKey)> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let symbols = ["AAPL", "MSFT", "EURUSD", "SPY"];
     let whats = [
         WhatToShow::Trades,
@@ -144,15 +127,19 @@ fn random_burst(seed: u64, slow: bool) -> Vec<(Duration, Duration, RequestKey)> 
     let mut out = Vec::new();
     for _ in 0..200 {
         let k = if !keys.is_empty() && rng.below(3) == 0 {
-            rng.pick(&keys).clone()
+            rng.pick(&keys).expect("keys is not empty").clone()
         } else {
             let end_hour = i64::try_from(rng.below(6)).expect("small");
             let symbol = symbols[usize::try_from(rng.below(4)).expect("small")];
-            let mut k = key(symbol, *rng.pick(&whats), end_hour);
+            let mut k = key(
+                symbol,
+                *rng.pick(&whats).expect("a constant list"),
+                end_hour,
+            );
             if rng.below(10) == 0 {
                 k.contract.exchange = "ARCA".to_owned();
             }
-            k.timeframe = *rng.pick(&timeframes);
+            k.timeframe = *rng.pick(&timeframes).expect("a constant list");
             k
         };
         keys.push(k.clone());
