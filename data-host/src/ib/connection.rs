@@ -32,13 +32,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use ibapi::subscriptions::NoticeStream;
 use ibapi::{Client, RateLimiter};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
+use super::backoff::reconnect_backoff;
 use super::config::{IbConfig, MESSAGES_PER_SECOND};
 use super::errors::{IbError, codes};
 
@@ -274,7 +275,8 @@ impl Drop for Connection {
 /// The connection task: connect, watch, reconnect, until shutdown.
 async fn run(shared: Arc<Shared>) {
     let config = &shared.config;
-    let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
+    let backoff = reconnect_backoff(config.reconnect_min, config.reconnect_max);
+    let mut delays = backoff.build();
     let mut down: Option<String> = None;
     // Whether the current outage has been logged: a gateway that is not there (the
     // usual case on a machine without IB) is said once, in one line, and then retried
@@ -298,7 +300,7 @@ async fn run(shared: Arc<Shared>) {
                 tracing::info!(gateway = %shared.gateway, "connected to IB Gateway");
                 outage_announced = false;
                 ever_connected = true;
-                backoff.reset();
+                delays = backoff.build();
                 let reason = watch(&shared, &client, notices).await;
                 // Ends the session even while requests still hold the client: they
                 // fail with `Shutdown` instead of waiting on a dead socket.
@@ -326,7 +328,9 @@ async fn run(shared: Arc<Shared>) {
         shared.record_error(format!("{}: {reason}", shared.gateway));
         shared.link.send_replace(Link::Down(reason.clone()));
         down = Some(reason);
-        let delay = backoff.next_delay();
+        // The builder sets no attempt limit, so `None` never comes; the cap is a safe
+        // answer all the same.
+        let delay = delays.next().unwrap_or(config.reconnect_max);
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
             () = tokio::time::sleep(delay) => {}
