@@ -120,15 +120,24 @@ impl EnvSource for MapEnv {
     }
 }
 
-const BOOL_EXPECTED: &str = "true/false (also 1/0, yes/no, on/off)";
+/// The words [`bool_word`] accepts, for error messages.
+pub const BOOL_EXPECTED: &str = "true/false (also 1/0, yes/no, on/off)";
 
-/// Parses a boolean: `true/1/yes/on` or `false/0/no/off`, case-insensitive.
-pub fn parse_bool(var: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(var, value, BOOL_EXPECTED)),
+/// The one reading of a boolean word, shared by the environment ([`parse_bool`]) and
+/// query strings (the operations list's `active_only`), so a value that switches
+/// something on in one place does so in the other: `true/1/yes/on` or `false/0/no/off`,
+/// case-insensitive. `None` for anything else; callers trim where they want to.
+pub fn bool_word(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
+}
+
+/// Parses a boolean environment value ([`bool_word`], surrounding whitespace ignored).
+pub fn parse_bool(var: &str, value: &str) -> Result<bool, ConfigError> {
+    bool_word(value.trim()).ok_or_else(|| ConfigError::invalid(var, value, BOOL_EXPECTED))
 }
 
 /// Parses an http(s) base URL with a host and no query or fragment. A trailing slash on

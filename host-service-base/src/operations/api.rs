@@ -19,6 +19,7 @@ use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{BOOL_EXPECTED, bool_word};
 use crate::error::HostError;
 
 use super::events::sse_response;
@@ -123,7 +124,14 @@ pub fn parse_list_query(raw: Option<&str>) -> Result<OperationFilter, HostError>
             "operation_type" => filter.operation_type = Some(value.to_owned()),
             "limit" => filter.limit = Some(parse_count("limit", value)?.min(MAX_LIST_LIMIT)),
             "offset" => filter.offset = parse_count("offset", value)?,
-            "active_only" => filter.active_only = parse_bool("active_only", value)?,
+            "active_only" => {
+                filter.active_only = bool_word(value).ok_or_else(|| {
+                    HostError::bad_field(
+                        "active_only",
+                        format!("`{value}` is not a boolean: {BOOL_EXPECTED}"),
+                    )
+                })?;
+            }
             _ => {}
         }
     }
@@ -134,17 +142,6 @@ fn parse_count(field: &str, value: &str) -> Result<usize, HostError> {
     value.parse::<usize>().map_err(|_| {
         HostError::bad_field(field, format!("`{value}` is not a non-negative integer"))
     })
-}
-
-fn parse_bool(field: &str, value: &str) -> Result<bool, HostError> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(HostError::bad_field(
-            field,
-            format!("`{value}` is not a boolean (true/false)"),
-        )),
-    }
 }
 
 async fn list_operations(
