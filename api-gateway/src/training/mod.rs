@@ -19,7 +19,7 @@ use host_service_base::operations::{OperationHandle, Operations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use training_host::sessions::wire::{Progress, StartRequest, StatusResponse};
-use training_host::strategy::{Overrides, StrategyError, apply_overrides, parse_strategy};
+use training_host::strategy::{Overrides, apply_overrides, parse_strategy};
 
 use crate::Origin;
 
@@ -63,13 +63,6 @@ pub struct TrainRequest {
     /// End of the bars used (exclusive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
-}
-
-fn strategy_error(e: &StrategyError) -> HostError {
-    HostError::BadRequest {
-        field: e.errors.first().map(|f| f.path.clone()),
-        message: e.to_string(),
-    }
 }
 
 /// Whether `name` is a plain file stem (no path, no hidden file).
@@ -193,14 +186,14 @@ impl TrainingManager {
         }
         let correlation_id = origin.correlation_id;
         let yaml = self.strategy_yaml(request)?;
-        let strategy = parse_strategy(&yaml).map_err(|e| strategy_error(&e))?;
+        let strategy = parse_strategy(&yaml)?;
         let overrides = Overrides {
             symbols: request.symbols.clone(),
             timeframes: request.timeframes.clone(),
             start_date: request.start_date.clone(),
             end_date: request.end_date.clone(),
         };
-        let strategy = apply_overrides(strategy, &overrides).map_err(|e| strategy_error(&e))?;
+        let strategy = apply_overrides(strategy, &overrides)?;
 
         let task_id = origin
             .operation_id

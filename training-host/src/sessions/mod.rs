@@ -27,7 +27,7 @@ use wire::{
 };
 
 use crate::pipeline::StopHandle;
-use crate::strategy::{DateRange, Overrides, StrategyError, apply_overrides, parse_strategy};
+use crate::strategy::{DateRange, Overrides, apply_overrides, parse_strategy};
 
 /// How long `stop` waits for a session to reach its end (it checks between batches,
 /// so this is a bound for a stuck job, not the expected wait).
@@ -66,14 +66,6 @@ impl std::fmt::Debug for Inner {
             .field("trainer", &self.trainer)
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-fn strategy_error(e: &StrategyError) -> HostError {
-    let field = e.errors.first().map(|f| f.path.clone());
-    HostError::BadRequest {
-        field,
-        message: e.to_string(),
     }
 }
 
@@ -128,7 +120,7 @@ impl SessionManager {
 
     /// Validates and starts a session. Nothing is started when anything is invalid.
     pub fn start(&self, request: StartRequest) -> Result<StartResponse, HostError> {
-        let strategy = parse_strategy(&request.strategy_yaml).map_err(|e| strategy_error(&e))?;
+        let strategy = parse_strategy(&request.strategy_yaml)?;
         let origin = range_origin(&request, &strategy.date_range);
         let overrides = Overrides {
             symbols: request.symbols.clone(),
@@ -136,7 +128,7 @@ impl SessionManager {
             start_date: request.start_date.clone(),
             end_date: request.end_date.clone(),
         };
-        let strategy = apply_overrides(strategy, &overrides).map_err(|e| strategy_error(&e))?;
+        let strategy = apply_overrides(strategy, &overrides)?;
         let gpu = self.inner.trainer.device() != "cpu";
         let metadata = json!({
             "strategy": strategy.name,

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use host_service_base::HostError;
 use serde::Serialize;
 
 /// One problem in a strategy, at one key path.
@@ -77,6 +78,18 @@ impl fmt::Display for StrategyError {
                 }
                 Ok(())
             }
+        }
+    }
+}
+
+/// A rejected strategy at an HTTP boundary (training-host's and the gateway's): 400,
+/// naming the first problem's key path as the field and listing every problem in the
+/// message, so both services answer the same file the same way.
+impl From<StrategyError> for HostError {
+    fn from(e: StrategyError) -> Self {
+        HostError::BadRequest {
+            field: e.errors.first().map(|f| f.path.clone()),
+            message: e.to_string(),
         }
     }
 }
