@@ -3,11 +3,20 @@
 use std::fmt;
 use std::str::FromStr;
 
+use host_service_base::names::{First, NameError, NameRule, printable};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest accepted symbol. Real tickers are far shorter; the bound keeps hostile input
 /// out of file names and logs.
 pub const MAX_SYMBOL_LEN: usize = 32;
+
+/// What a symbol may be (the shared name checker with a symbol's own characters: `.`
+/// for `BRK.B` and `EUR.USD`, `-` for `BF-B`; no `_`).
+pub const SYMBOL_RULE: NameRule = NameRule {
+    punctuation: ".-",
+    max_len: MAX_SYMBOL_LEN,
+    first: First::LetterOrDigit,
+};
 
 /// A validated ticker symbol: `[A-Za-z0-9.-]+`, at most [`MAX_SYMBOL_LEN`] characters,
 /// not starting with `.` or `-` (no `..`, no option-like names), stored upper-case.
@@ -37,24 +46,13 @@ impl Symbol {
     /// Validates and normalises (trims, upper-cases) `raw`.
     pub fn parse(raw: &str) -> Result<Self, InvalidSymbol> {
         let text = raw.trim();
-        if text.is_empty() {
-            return Err(InvalidSymbol::Empty);
-        }
-        let len = text.chars().count();
-        if len > MAX_SYMBOL_LEN {
-            return Err(InvalidSymbol::TooLong { len });
-        }
-        let allowed = text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-        let starts_well = text.starts_with(|c: char| c.is_ascii_alphanumeric());
-        if !allowed || !starts_well {
+        match SYMBOL_RULE.check(text) {
+            Ok(()) => Ok(Self(text.to_ascii_uppercase())),
+            Err(NameError::Empty) => Err(InvalidSymbol::Empty),
+            Err(NameError::TooLong { len, .. }) => Err(InvalidSymbol::TooLong { len }),
             // Echo a bounded, printable form only.
-            return Err(InvalidSymbol::BadCharacters(
-                text.escape_default().to_string(),
-            ));
+            Err(NameError::Characters) => Err(InvalidSymbol::BadCharacters(printable(text))),
         }
-        Ok(Self(text.to_ascii_uppercase()))
     }
 
     /// The normalised text.

@@ -15,6 +15,7 @@
 //! - [`operations`]: the persisted registry of long-running work (progress, cancellation,
 //!   Server-Sent Events).
 //! - [`config`] and [`telemetry`]: typed environment parsing, logging and `/metrics`.
+//! - [`names`]: the one check of a caller's name that reaches a path or a URL.
 //! - [`rng::SplitMix64`]: the one seeded random number generator (training, random
 //!   test inputs).
 //! - [`webhook`]: an event-stream writer that POSTs batches to a URL through a
@@ -24,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod names;
 pub mod operations;
 pub mod rng;
 pub mod server;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host_service_base::HostError;
+use host_service_base::names::{SAFE_NAME, check_safe_name};
 use host_service_base::operations::{OperationHandle, Operations};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -65,15 +66,6 @@ pub struct TrainRequest {
     pub end_date: Option<String>,
 }
 
-/// Whether `name` is a plain file stem (no path, no hidden file).
-fn valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
 /// Starts and mirrors training sessions.
 #[derive(Debug, Clone)]
 pub struct TrainingManager {
@@ -121,7 +113,8 @@ impl TrainingManager {
                 let stem = name
                     .strip_suffix(".yaml")
                     .or_else(|| name.strip_suffix(".yml"))?;
-                valid_name(stem).then(|| stem.to_owned())
+                // Only the names `strategy_yaml` would accept.
+                SAFE_NAME.check(stem).is_ok().then(|| stem.to_owned())
             })
             .collect();
         names.sort();
@@ -145,12 +138,8 @@ impl TrainingManager {
                     .trim()
                     .trim_end_matches(".yaml")
                     .trim_end_matches(".yml");
-                if !valid_name(name) {
-                    return Err(HostError::bad_field(
-                        "strategy_name",
-                        format!("`{name}` is not a strategy name (letters, digits, `_`, `.`, `-`)"),
-                    ));
-                }
+                // A plain file stem of the strategies directory: no path, no hidden file.
+                check_safe_name("strategy_name", name)?;
                 for ext in ["yaml", "yml"] {
                     let path = self.inner.strategies_dir.join(format!("{name}.{ext}"));
                     match std::fs::read_to_string(&path) {
@@ -383,7 +372,7 @@ mod tests {
     #[test]
     fn strategy_names_are_plain_file_stems() {
         for good in ["rsi_macd_mlp", "v2.1-test", "A"] {
-            assert!(valid_name(good), "{good}");
+            assert!(check_safe_name("strategy_name", good).is_ok(), "{good}");
         }
         for bad in [
             "",
@@ -393,7 +382,7 @@ mod tests {
             "a b",
             &"x".repeat(129),
         ] {
-            assert!(!valid_name(bad), "{bad}");
+            assert!(check_safe_name("strategy_name", bad).is_err(), "{bad}");
         }
     }
 

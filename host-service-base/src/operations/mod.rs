@@ -67,4 +67,4 @@ pub use model::{
     OperationEvent, OperationEventKind, OperationFilter, OperationInfo, OperationProgress,
     OperationStatus, OperationSummary, ParseStatusError,
 };
-pub use registry::{FEED_BUFFER, Operations};
+pub use registry::{FEED_BUFFER, OPERATION_ID, Operations};

@@ -19,6 +19,7 @@ use super::model::{
 };
 use super::store::Store;
 use crate::error::HostError;
+use crate::names::{First, NameRule, check_name};
 
 /// State shared by the registry and every handle.
 pub(crate) struct Shared {
@@ -66,6 +67,14 @@ impl Shared {
 
 /// Changes the registry-wide feed keeps for a receiver that is behind.
 pub const FEED_BUFFER: usize = 4096;
+
+/// A caller-chosen operation id (a training session id): it becomes a URL path segment,
+/// so `[A-Za-z0-9_.-]`, 1 to 128 characters, not dots only.
+pub const OPERATION_ID: NameRule = NameRule {
+    punctuation: "_.-",
+    max_len: 128,
+    first: First::Any,
+};
 
 /// The registry of long-running operations. Cheap to clone; all clones share one state.
 ///
@@ -208,18 +217,8 @@ impl Operations {
         metadata: Value,
     ) -> Result<OperationHandle, HostError> {
         // `.` and `..` are valid characters but not addressable ids: URL parsing
-        // resolves them as dot segments, even percent-encoded.
-        let valid = (1..=128).contains(&id.len())
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && !id.chars().all(|c| c == '.');
-        if !valid {
-            return Err(HostError::bad_field(
-                "id",
-                "must be 1 to 128 characters of letters, digits, `_`, `.` or `-`, not only dots",
-            ));
-        }
+        // resolves them as dot segments, even percent-encoded (the rule refuses them).
+        check_name(&OPERATION_ID, "id", id)?;
         let entries = self.shared.write();
         if entries.contains_key(id) {
             return Err(HostError::Conflict {

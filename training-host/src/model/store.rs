@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use data_host::Timeframe;
+use host_service_base::names::{SAFE_NAME, printable};
 
 use super::TrainError;
 use super::artifacts::{
@@ -48,20 +49,16 @@ pub fn timeframe_label(timeframes: &[Timeframe]) -> String {
         .join("-")
 }
 
-/// Checks that `name` is safe as one path component.
+/// Checks that `name` is safe as one path component ([`SAFE_NAME`], the rule every
+/// service uses), as the store's own error.
 pub fn validate_name(what: &str, name: &str) -> Result<(), TrainError> {
-    let ok = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TrainError::InvalidConfig(format!(
-            "{what} {name:?} cannot be used in a path: use letters, digits, '.', '_' and '-', not starting with '.'"
-        )))
-    }
+    SAFE_NAME.check(name).map_err(|e| {
+        TrainError::InvalidConfig(format!(
+            "{what} \"{}\" cannot be used in a path ({e}): use {}",
+            printable(name),
+            SAFE_NAME.allowed()
+        ))
+    })
 }
 
 /// A saved model.

@@ -6,6 +6,7 @@
 //! them share.
 
 use data_host::{Symbol, Timeframe};
+use host_service_base::names::{First, NameRule, printable};
 
 use super::error::{Errors, StrategyError, num};
 use super::limits::{MAX_SYMBOLS, MAX_TIMEFRAMES, at_most, check_network};
@@ -62,20 +63,24 @@ pub(crate) fn validate(raw: RawStrategy) -> Result<Strategy, StrategyError> {
     }
 }
 
+/// A strategy's `name`: a directory of the model store, so a safe name (one path
+/// component), and stricter than the store's own rule at the start (no `_`, `-`).
+const STRATEGY_NAME: NameRule = NameRule {
+    punctuation: "_-.",
+    max_len: 100,
+    first: First::LetterOrDigit,
+};
+
 /// `name`: it becomes a directory of the model store, so only safe characters.
 fn strategy_name(errors: &mut Errors, raw: Option<String>) -> Option<String> {
     let name = required(errors, "name", raw)?;
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if !ok {
+    if let Err(e) = STRATEGY_NAME.check(&name) {
         errors.push(
             "name",
             format!(
-                "must be 1-100 letters, digits, '_', '-' or '.', starting with a letter or digit, got {name:?}"
+                "\"{}\" is {e}: use {}",
+                printable(&name),
+                STRATEGY_NAME.allowed()
             ),
         );
         return None;

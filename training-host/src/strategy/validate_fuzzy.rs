@@ -2,12 +2,14 @@
 //! `feature_id.output` for a multi-output indicator), each set a membership function
 //! with well-ordered parameters.
 
+use host_service_base::names::printable;
+
 use super::error::{Errors, nums};
 use super::indicator::{outputs_of, primary_output_of};
 use super::model::{FuzzyInput, FuzzySet, Membership};
 use super::parse::{OrderedMap, RawFuzzySet};
 use super::validate::required;
-use super::validate_indicators::KnownIndicator;
+use super::validate_indicators::{FEATURE_NAME, KnownIndicator};
 
 /// Validates `fuzzy_sets` against the indicators.
 pub(crate) fn fuzzy_sets(
@@ -36,14 +38,14 @@ pub(crate) fn fuzzy_sets(
         let mut valid = Vec::with_capacity(sets.0.len());
         for (set_name, set) in sets.0 {
             let set_path = format!("{path}.{set_name}");
-            let name_ok = !set_name.is_empty()
-                && set_name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-            if !name_ok {
+            if let Err(e) = FEATURE_NAME.check(&set_name) {
                 errors.push(
                     &set_path,
-                    format!("set names must be letters, digits, '_' or '-', got {set_name:?}"),
+                    format!(
+                        "set name \"{}\" is {e}: use {}",
+                        printable(&set_name),
+                        FEATURE_NAME.allowed()
+                    ),
                 );
                 continue;
             }

@@ -5,6 +5,7 @@
 //! and because an unknown parameter (`perod: 14`) must be an error, not silently the
 //! default period.
 
+use host_service_base::names::{First, NameRule, printable};
 use serde_yaml_ng::Value;
 
 use super::error::Errors;
@@ -12,6 +13,14 @@ use super::indicator::{Indicator, IndicatorSpec, PriceSource};
 use super::limits::MAX_PERIOD;
 use super::parse::OrderedMap;
 use super::validate::{positive_at_most, required};
+
+/// A feature id and a fuzzy set name (the two join to a feature name, `rsi_14_low`):
+/// no `.`, which separates a feature id from an output name in `fuzzy_sets` keys.
+pub(crate) const FEATURE_NAME: NameRule = NameRule {
+    punctuation: "_-",
+    max_len: 100,
+    first: First::Any,
+};
 
 /// An indicator as far as fuzzy-set validation needs it, including indicators that
 /// are themselves invalid (so one mistake does not cascade into "unknown feature_id").
@@ -106,16 +115,14 @@ fn feature_id(
         errors.push(path, format!("must be a string, got {}", describe(value)));
         return None;
     };
-    // No '.': it separates a feature_id from an output name in fuzzy_sets keys.
-    let ok = !id.is_empty()
-        && id.len() <= 100
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
-    if !ok {
+    if let Err(e) = FEATURE_NAME.check(id) {
         errors.push(
             path,
-            format!("must be 1-100 letters, digits, '_' or '-', got {id:?}"),
+            format!(
+                "\"{}\" is {e}: use {}",
+                printable(id),
+                FEATURE_NAME.allowed()
+            ),
         );
         return None;
     }
