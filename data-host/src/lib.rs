@@ -11,6 +11,7 @@ pub mod bars;
 pub mod client;
 pub mod ib;
 pub mod local;
+pub mod params;
 pub mod provider;
 pub mod service;
 pub mod sim;

@@ -93,9 +93,12 @@ pub(super) async fn bars(
         if value.is_empty() {
             continue;
         }
+        // The error names the parameter as the client spelled it.
         match key.as_ref() {
-            "start" | "start_date" => start = Some(parse_time(&key, value)?),
-            "end" | "end_date" => end = Some(parse_time(&key, value)?),
+            "start" => start = Some(parse_time("start", value)?),
+            "start_date" => start = Some(parse_time("start_date", value)?),
+            "end" => end = Some(parse_time("end", value)?),
+            "end_date" => end = Some(parse_time("end_date", value)?),
             _ => {}
         }
     }

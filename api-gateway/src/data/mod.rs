@@ -17,7 +17,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use data_host::bars::timestamps_ms;
 use data_host::ib::segment::split;
 use data_host::provider::{BarsRequest, DataError, DataProvider};
-use data_host::store::csv::parse_timestamp;
 use data_host::store::{Coverage, MergeReport, Store};
 use data_host::{Symbol, Timeframe};
 use host_service_base::operations::{OperationFilter, OperationHandle, OperationInfo, Operations};
@@ -26,6 +25,8 @@ use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+// The one reading of these values is data-host's; re-exported for the gateway's API and CLI.
+pub use data_host::params::{parse_symbol, parse_time, parse_timeframe};
 pub use plan::{FetchRange, LoadMode};
 
 /// Operation type of a data load.
@@ -76,29 +77,6 @@ pub struct LoadSpec {
     pub operation_id: Option<String>,
 }
 
-/// Parses an ISO date or time given in `field`.
-pub fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, HostError> {
-    parse_timestamp(text)
-        .and_then(DateTime::from_timestamp_millis)
-        .ok_or_else(|| {
-            HostError::bad_field(
-                field,
-                format!("`{text}` is not an ISO 8601 date or time (e.g. 2024-01-31 or 2024-01-31T14:30:00Z)"),
-            )
-        })
-}
-
-/// Parses a symbol in `field`.
-pub fn parse_symbol(field: &str, text: &str) -> Result<Symbol, HostError> {
-    Symbol::parse(text).map_err(|e| HostError::bad_field(field, e.to_string()))
-}
-
-/// Parses a timeframe in `field`.
-pub fn parse_timeframe(field: &str, text: &str) -> Result<Timeframe, HostError> {
-    text.parse::<Timeframe>()
-        .map_err(|e| HostError::bad_field(field, e.to_string()))
-}
-
 impl LoadRequest {
     /// Validates every field; each error names its field.
     pub fn validate(&self) -> Result<LoadSpec, HostError> {
@@ -110,12 +88,13 @@ impl LoadRequest {
                 .parse::<LoadMode>()
                 .map_err(|e| HostError::bad_field("mode", e))?,
         };
-        let opt_time = |field: &str, text: &Option<String>| {
+        let opt_time = |field: &'static str, text: &Option<String>| {
             text.as_deref()
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .map(|t| parse_time(field, t))
                 .transpose()
+                .map_err(HostError::from)
         };
         let start = opt_time("start_date", &self.start_date)?;
         let end = opt_time("end_date", &self.end_date)?;

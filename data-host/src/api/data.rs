@@ -3,7 +3,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use host_service_base::CancellationToken;
 use host_service_base::server::{Json, Query};
 use serde::{Deserialize, Serialize};
@@ -11,10 +10,8 @@ use serde_json::Value;
 
 use super::ApiState;
 use super::wire::{self, ARROW_STREAM};
+use crate::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 use crate::provider::{BarsRequest, DataError, Validation};
-use crate::store::csv::parse_timestamp;
-use crate::symbol::{InstrumentType, Symbol};
-use crate::timeframe::Timeframe;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HistoricalRequest {
@@ -36,42 +33,14 @@ pub(crate) struct HistoricalResponse {
     pub(crate) error_code: Option<String>,
 }
 
-fn symbol(text: &str) -> Result<Symbol, DataError> {
-    Symbol::parse(text).map_err(|e| DataError::invalid("symbol", e.to_string()))
-}
-
-fn timeframe(text: &str) -> Result<Timeframe, DataError> {
-    text.parse()
-        .map_err(|e: crate::timeframe::UnknownTimeframe| {
-            DataError::invalid("timeframe", e.to_string())
-        })
-}
-
-fn instrument(text: Option<&str>) -> Result<Option<InstrumentType>, DataError> {
-    InstrumentType::parse_optional(text)
-        .map_err(|e| DataError::invalid("instrument_type", e.to_string()))
-}
-
-/// ISO 8601 time; a time without offset is UTC.
-fn time(field: &'static str, text: &str) -> Result<DateTime<Utc>, DataError> {
-    parse_timestamp(text)
-        .and_then(DateTime::from_timestamp_millis)
-        .ok_or_else(|| {
-            DataError::invalid(
-                field,
-                format!("`{}` is not an ISO 8601 time", text.escape_default()),
-            )
-        })
-}
-
 impl HistoricalRequest {
     fn parse(&self) -> Result<BarsRequest, DataError> {
         BarsRequest::new(
-            symbol(&self.symbol)?,
-            timeframe(&self.timeframe)?,
-            time("start", &self.start)?,
-            time("end", &self.end)?,
-            instrument(self.instrument_type.as_deref())?,
+            parse_symbol("symbol", &self.symbol)?,
+            parse_timeframe("timeframe", &self.timeframe)?,
+            parse_time("start", &self.start)?,
+            parse_time("end", &self.end)?,
+            parse_instrument("instrument_type", self.instrument_type.as_deref())?,
         )
     }
 }
@@ -208,10 +177,10 @@ async fn run_validate(
     raw_symbol: &str,
     raw_timeframes: &[String],
 ) -> Result<Validation, DataError> {
-    let symbol = symbol(raw_symbol)?;
+    let symbol = parse_symbol("symbol", raw_symbol)?;
     let timeframes = raw_timeframes
         .iter()
-        .map(|t| timeframe(t))
+        .map(|t| parse_timeframe("timeframe", t))
         .collect::<Result<Vec<_>, _>>()?;
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
@@ -275,9 +244,9 @@ pub(super) async fn head_timestamp(
 ) -> axum::Json<HeadResponse> {
     state.stats.request();
     let result = async {
-        let symbol = symbol(&query.symbol)?;
-        let timeframe = timeframe(&query.timeframe)?;
-        let instrument = instrument(query.instrument_type.as_deref())?;
+        let symbol = parse_symbol("symbol", &query.symbol)?;
+        let timeframe = parse_timeframe("timeframe", &query.timeframe)?;
+        let instrument = parse_instrument("instrument_type", query.instrument_type.as_deref())?;
         let cancel = CancellationToken::new();
         let _cancel_on_drop = cancel.clone().drop_guard();
         state
