@@ -23,22 +23,25 @@ pub const SYMBOL_RULE: NameRule = NameRule {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Symbol(String);
 
+/// The symbol rule in words. Every rejection ends with it, so a client can correct its
+/// input from the error alone (the number is [`MAX_SYMBOL_LEN`]; a test holds them
+/// together).
+pub const SYMBOL_ALLOWED: &str = "a symbol may contain only letters, digits, `.` and `-` (ASCII letters in any case; stored upper-case), must start with a letter or digit, and has at most 32 characters";
+
 /// Why a symbol was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSymbol {
     /// Empty or only whitespace.
-    #[error("symbol is empty")]
+    #[error("symbol is empty: {SYMBOL_ALLOWED}")]
     Empty,
     /// Longer than [`MAX_SYMBOL_LEN`].
-    #[error("symbol is {len} characters long; at most {MAX_SYMBOL_LEN} are allowed")]
+    #[error("symbol is {len} characters long: {SYMBOL_ALLOWED}")]
     TooLong {
         /// Length of the rejected text, in characters.
         len: usize,
     },
     /// Contains a character outside `[A-Za-z0-9.-]` or starts with `.`/`-`.
-    #[error(
-        "symbol `{0}` may contain only letters, digits, `.` and `-`, and must start with a letter or digit"
-    )]
+    #[error("symbol `{0}` is not allowed: {SYMBOL_ALLOWED}")]
     BadCharacters(String),
 }
 
@@ -196,6 +199,18 @@ mod tests {
             assert_eq!(
                 Symbol::parse(raw).map(|s| s.to_string()),
                 Ok(norm.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn every_rejection_says_which_characters_are_allowed() {
+        assert!(SYMBOL_ALLOWED.contains(&format!("at most {MAX_SYMBOL_LEN} characters")));
+        for bad in ["", "a/b", "-rf", &"A".repeat(40)] {
+            let message = Symbol::parse(bad).expect_err("rejected").to_string();
+            assert!(
+                message.starts_with("symbol") && message.ends_with(SYMBOL_ALLOWED),
+                "{bad:?}: {message}"
             );
         }
     }

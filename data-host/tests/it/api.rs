@@ -322,3 +322,41 @@ async fn health_endpoints_report_real_figures() {
         "{basic}"
     );
 }
+
+#[tokio::test]
+async fn a_symbol_stored_in_lower_case_is_served_and_a_bad_one_lists_the_allowed_characters() {
+    // Another tool wrote the store file with a lower-case symbol.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        crate::support::sample_dir().join("AAPL_1d.csv"),
+        dir.path().join("aapl_1d.csv"),
+    )
+    .expect("copy");
+    let host = start_host(local(dir.path())).await;
+    for asked in ["AAPL", "aapl", "Aapl"] {
+        let (status, answer) = post(
+            &host.base,
+            "/data/historical",
+            &json!({ "symbol": asked, "timeframe": "1d", "start": "2010-01-01", "end": "2011-01-01" }),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(answer["success"], true, "{asked}: {answer}");
+        assert_eq!(answer["rows"], 252, "{asked}: {answer}");
+    }
+
+    for bad in ["a/b", "", "-rf", "A B"] {
+        let (_, answer) = post(
+            &host.base,
+            "/data/historical",
+            &json!({ "symbol": bad, "timeframe": "1d", "start": "2010-01-01", "end": "2011-01-01" }),
+        )
+        .await;
+        assert_eq!(answer["error_code"], "invalid:symbol", "{bad:?}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("`symbol`") && error.contains("letters, digits, `.` and `-`"),
+            "{bad:?}: the error names the field and the allowed characters: {error}"
+        );
+    }
+}
