@@ -14,7 +14,9 @@ use super::correlation_id;
 use super::schemas::{
     ArrowStream, Bars, ErrorResponse, HeadTimestamp, LoadStarted, Success, meta_text,
 };
-use crate::data::{LoadRequest, StoredSeries, parse_symbol, parse_time, parse_timeframe};
+use crate::data::{
+    LoadRequest, StoredSeries, parse_instrument, parse_symbol, parse_time, parse_timeframe,
+};
 use crate::gateway::Gateway;
 
 /// `POST /api/v1/data/load` → 202 `{success, data: {operation_id, status, ...}}`.
@@ -22,6 +24,7 @@ use crate::gateway::Gateway;
     request_body(content = LoadRequest, examples(
         ("local" = (summary = "bars already in the store (no provider call)", value = json!({"symbol": "AAPL", "timeframe": "1d", "mode": "local"}))),
         ("tail" = (summary = "fetch what is newer than the last stored bar", value = json!({"symbol": "AAPL", "timeframe": "1h", "mode": "tail", "start_date": "2024-01-02", "end_date": "2024-01-31"}))),
+        ("future" = (summary = "a non-stock instrument: say what it is", value = json!({"symbol": "ES", "timeframe": "1h", "mode": "tail", "instrument_type": "future"}))),
     )),
     params(("X-Correlation-ID" = Option<String>, Header, description = "the chain this load belongs to: 1 to 128 visible ASCII characters; every event of the load carries it")),
     responses(
@@ -44,6 +47,7 @@ pub(super) async fn load(
         timeframe: text("timeframe"),
         mode: text("mode"),
         source: text("source"),
+        instrument_type: meta_text(&info.metadata, "instrument_type"),
         correlation_id: meta_text(&info.metadata, "correlation_id"),
         operation_type: info.operation_type,
         operation_id: info.operation_id,
@@ -139,12 +143,13 @@ pub(super) async fn bars(
     .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
 }
 
-/// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp`: where the provider's data
-/// begins (asked of data-host in host mode, of IB in fallback mode).
+/// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp?instrument_type`: where the
+/// provider's data begins (asked of data-host in host mode, of IB in fallback mode).
 #[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}/head-timestamp", tag = "data",
     params(
         ("symbol" = String, Path, description = "letters, digits, `.` and `-`", example = "AAPL"),
         ("timeframe" = String, Path, description = "1m, 5m, 15m, 30m, 1h, 2h, 3h, 4h, 1d, 1w or 1M", example = "1d"),
+        ("instrument_type" = Option<String>, Query, description = "stock, forex, future, continuous_future or index (IB's STK, CASH, FUT, CONTFUT, IND too); absent or empty: guessed from the symbol", example = "stock"),
     ),
     responses(
         (status = 200, description = "where the provider's data begins", body = Success<HeadTimestamp>),
@@ -157,9 +162,17 @@ pub(super) async fn bars(
 pub(super) async fn head_timestamp(
     State(gateway): State<Gateway>,
     Path((symbol, timeframe)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, HostError> {
     let symbol = parse_symbol("symbol", &symbol)?;
     let timeframe = parse_timeframe("timeframe", &timeframe)?;
+    // Other parameters are ignored, as on the bars route; a repeated one: the last wins.
+    let query = query.unwrap_or_default();
+    let given = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key == "instrument_type")
+        .map(|(_, value)| value)
+        .last();
+    let instrument_type = parse_instrument("instrument_type", given.as_deref())?;
     gateway.require_data_provider()?;
     // Dropping the request (client gone) drops this future and the upstream call.
     let cancel = CancellationToken::new();
@@ -167,12 +180,13 @@ pub(super) async fn head_timestamp(
     let head = gateway
         .data()
         .provider()
-        .head_timestamp(&symbol, timeframe, None, &cancel)
+        .head_timestamp(&symbol, timeframe, instrument_type, &cancel)
         .await?;
     let data = HeadTimestamp {
         symbol: symbol.as_str().to_owned(),
         timeframe: timeframe.as_str().to_owned(),
         head_timestamp: head,
+        instrument_type: instrument_type.map(|i| i.as_str().to_owned()),
         source: gateway.data().provider().name().to_owned(),
     };
     Ok(axum::Json(Success::new(data)).into_response())

@@ -196,6 +196,10 @@ pub struct LoadStarted {
     pub mode: String,
     /// The provider that fetches (`ib`, `data-host`, ...).
     pub source: String,
+    /// The `instrument_type` given (`stock`, `forex`, `future`, `continuous_future`,
+    /// `index`); null: the provider guesses it from the symbol.
+    #[serde(default)]
+    pub instrument_type: Option<String>,
     /// The `X-Correlation-ID` it was started with.
     pub correlation_id: Option<String>,
 }
@@ -241,6 +245,9 @@ pub struct HeadTimestamp {
     pub timeframe: String,
     /// Where the provider's data begins (null: it does not say).
     pub head_timestamp: Option<DateTime<Utc>>,
+    /// The `instrument_type` asked for; null: the provider guessed it from the symbol.
+    #[serde(default)]
+    pub instrument_type: Option<String>,
     /// The provider asked.
     pub source: String,
 }

@@ -18,7 +18,7 @@ use data_host::bars::timestamps_ms;
 use data_host::ib::segment::split;
 use data_host::provider::{BarsRequest, DataError, DataProvider};
 use data_host::store::{Coverage, MergeReport, Store};
-use data_host::{Symbol, Timeframe};
+use data_host::{InstrumentType, Symbol, Timeframe};
 use host_service_base::operations::{OperationFilter, OperationHandle, OperationInfo, Operations};
 use host_service_base::{CancellationToken, HostError};
 use polars::prelude::DataFrame;
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 // The one reading of these values is data-host's; re-exported for the gateway's API and CLI.
-pub use data_host::params::{parse_symbol, parse_time, parse_timeframe};
+pub use data_host::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 pub use plan::{FetchRange, LoadMode};
 
 /// Operation type of a data load.
@@ -55,6 +55,13 @@ pub struct LoadRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "2024-01-31T00:00:00Z")]
     pub end_date: Option<String>,
+    /// What the symbol is (KTRDR's `instrument_type`): `stock`, `forex`, `future`,
+    /// `continuous_future` or `index` (IB's `STK`, `CASH`, `FUT`, `CONTFUT`, `IND` are
+    /// accepted too); absent or empty: guessed from the symbol (a currency pair is
+    /// forex, anything else a stock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "future")]
+    pub instrument_type: Option<String>,
 }
 
 /// A load request after validation.
@@ -70,6 +77,8 @@ pub struct LoadSpec {
     pub start: Option<DateTime<Utc>>,
     /// Explicit end, if given.
     pub end: Option<DateTime<Utc>>,
+    /// What the symbol is, if given; passed to the provider with every call of the load.
+    pub instrument_type: Option<InstrumentType>,
     /// The id of the chain this load belongs to (the `X-Correlation-ID` it was started
     /// with); every event of the load carries it.
     pub correlation_id: Option<String>,
@@ -96,6 +105,7 @@ impl LoadRequest {
                 .transpose()
                 .map_err(HostError::from)
         };
+        let instrument_type = parse_instrument("instrument_type", self.instrument_type.as_deref())?;
         let start = opt_time("start_date", &self.start_date)?;
         let end = opt_time("end_date", &self.end_date)?;
         if let (Some(s), Some(e)) = (start, end)
@@ -112,6 +122,7 @@ impl LoadRequest {
             mode,
             start,
             end,
+            instrument_type,
             correlation_id: None,
             operation_id: None,
         })
@@ -229,6 +240,7 @@ impl DataManager {
                 "mode": spec.mode.as_str(),
                 "start_date": spec.start.map(|t| t.to_rfc3339()),
                 "end_date": spec.end.map(|t| t.to_rfc3339()),
+                "instrument_type": spec.instrument_type.map(InstrumentType::as_str),
                 "source": self.inner.provider.name(),
                 "correlation_id": spec.correlation_id,
             });
@@ -357,7 +369,7 @@ impl DataManager {
                     ));
                 });
                 let head = provider
-                    .head_timestamp(&symbol, timeframe, None, token)
+                    .head_timestamp(&symbol, timeframe, spec.instrument_type, token)
                     .await
                     .map_err(|e| describe(&source, &e))?;
                 head.unwrap_or(end - default_lookback(timeframe))
@@ -400,9 +412,14 @@ impl DataManager {
                     "end": segment.end,
                 });
             });
-            let request =
-                BarsRequest::new(symbol.clone(), timeframe, segment.start, segment.end, None)
-                    .map_err(|e| e.to_string())?;
+            let request = BarsRequest::new(
+                symbol.clone(),
+                timeframe,
+                segment.start,
+                segment.end,
+                spec.instrument_type,
+            )
+            .map_err(|e| e.to_string())?;
             let fetched = self
                 .fetch_reporting_waits(handle, &request, token, (i + 1, total))
                 .await;

@@ -2,15 +2,19 @@
 //! through the in-process IB provider (fallback) and through data-host (host mode),
 //! progress by segment, cancellation reaching IB, a host dying mid-load.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_gateway::{GatewayConfig, ServiceMode};
+use chrono::{DateTime, Utc};
+use data_host::provider::{BarsRequest, DataError, DataProvider, ProviderStatus, Validation};
 use data_host::store::{Store, StoreFormat};
-use data_host::{Symbol, Timeframe};
+use data_host::{InstrumentType, Symbol, Timeframe};
+use host_service_base::CancellationToken;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Dirs, data_host, gateway, get, http, post, simulator, wait_for, wait_terminal,
+    Dirs, data_host, data_host_over, gateway, get, http, post, simulator, wait_for, wait_terminal,
 };
 
 fn stored_rows(dir: &std::path::Path, symbol: &str, timeframe: Timeframe) -> usize {
@@ -380,4 +384,255 @@ async fn a_second_load_of_the_same_series_is_a_conflict() {
         .delete(format!("{}/api/v1/operations/{id}", gw.base))
         .send()
         .await;
+}
+
+/// `GET /api/v1/data/{series}/head-timestamp{query}` → (status, JSON body).
+async fn head_timestamp(base: &str, series: &str, query: &str) -> (u16, Value) {
+    let url = format!("{base}/api/v1/data/{series}/head-timestamp{query}");
+    get(&http(), &url).await
+}
+
+/// A data source that remembers the instrument type of every call it gets, served by
+/// the real data-host router: what reaches it is what data-host's provider would see.
+#[derive(Default)]
+struct Recording {
+    calls: std::sync::Mutex<Vec<(&'static str, String, Option<InstrumentType>)>>,
+}
+
+impl Recording {
+    fn calls(&self) -> Vec<(&'static str, String, Option<InstrumentType>)> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, call: &'static str, symbol: &Symbol, kind: Option<InstrumentType>) {
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.push((call, symbol.to_string(), kind));
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DataProvider for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn bars(
+        &self,
+        request: &BarsRequest,
+        _cancel: &CancellationToken,
+    ) -> Result<polars::prelude::DataFrame, DataError> {
+        self.record("bars", &request.symbol, request.instrument_type);
+        Ok(data_host::bars::empty_frame())
+    }
+
+    async fn head_timestamp(
+        &self,
+        symbol: &Symbol,
+        _timeframe: Timeframe,
+        instrument_type: Option<InstrumentType>,
+        _cancel: &CancellationToken,
+    ) -> Result<Option<DateTime<Utc>>, DataError> {
+        self.record("head_timestamp", symbol, instrument_type);
+        Ok("2020-01-02T00:00:00Z".parse().ok())
+    }
+
+    async fn validate(
+        &self,
+        _symbol: &Symbol,
+        _timeframes: &[Timeframe],
+        _cancel: &CancellationToken,
+    ) -> Result<Validation, DataError> {
+        Err(DataError::Store("not used by these tests".into()))
+    }
+
+    fn status(&self) -> ProviderStatus {
+        ProviderStatus {
+            source: "recording".into(),
+            connected: true,
+            connections: 1,
+            last_error: None,
+            details: Value::Null,
+        }
+    }
+}
+
+#[tokio::test]
+async fn instrument_type_reaches_data_host_from_the_load_and_head_timestamp_routes() {
+    let recording = Arc::new(Recording::default());
+    let host = data_host_over(recording.clone()).await;
+    let dirs = Dirs::empty();
+    let config = GatewayConfig {
+        data: ServiceMode::Host(vec![host.base.parse().expect("url")]),
+        ..GatewayConfig::default()
+    };
+    let (gw, _) = gateway(dirs.settings(config)).await;
+
+    let (status, answer) = head_timestamp(&gw.base, "ES/1h", "?instrument_type=future").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["instrument_type"], "future", "{answer}");
+    assert_eq!(answer["data"]["head_timestamp"], "2020-01-02T00:00:00Z");
+    // IB's spelling is accepted too; absent or empty leaves the guess to the provider.
+    for (query, kind) in [
+        ("?instrument_type=IND", Some(InstrumentType::Index)),
+        ("?instrument_type=", None),
+        ("", None),
+    ] {
+        let (status, answer) = head_timestamp(&gw.base, "SPX/1d", query).await;
+        assert_eq!(status, 200, "{query}: {answer}");
+        assert_eq!(
+            recording.calls().last(),
+            Some(&("head_timestamp", "SPX".to_owned(), kind)),
+            "{query}"
+        );
+    }
+
+    let (status, answer) = post(
+        &http(),
+        &format!("{}/api/v1/data/load", gw.base),
+        &json!({"symbol": "EURUSD", "timeframe": "1d", "mode": "full", "start_date": "2024-01-01",
+                "end_date": "2025-06-01", "instrument_type": "continuous_future"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["data"]["instrument_type"], "continuous_future");
+    let id = answer["data"]["operation_id"].as_str().expect("id");
+    let op = wait_terminal(&http(), &gw.base, id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    assert_eq!(
+        op["metadata"]["instrument_type"], "continuous_future",
+        "{op}"
+    );
+    // 1d segments span at most 365 days: two segments, each with the type given (not
+    // the forex the symbol would be guessed as).
+    let bars: Vec<_> = recording
+        .calls()
+        .into_iter()
+        .filter(|(call, _, _)| *call == "bars")
+        .collect();
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    assert!(
+        bars.iter()
+            .all(|(_, s, k)| s == "EURUSD" && *k == Some(InstrumentType::ContinuousFuture)),
+        "{bars:?}"
+    );
+
+    // A load without a start asks where the data begins, with the type too.
+    let id = start_load(
+        &gw.base,
+        &json!({"symbol": "ES", "timeframe": "1w", "mode": "tail", "instrument_type": "fut"}),
+    )
+    .await;
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    let calls = recording.calls();
+    assert!(
+        calls.contains(&(
+            "head_timestamp",
+            "ES".to_owned(),
+            Some(InstrumentType::Future)
+        )),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_instrument_type_is_a_400_naming_the_field() {
+    let dirs = Dirs::sample();
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let (status, answer) = post(
+        &http(),
+        &format!("{}/api/v1/data/load", gw.base),
+        &json!({"symbol": "AAPL", "timeframe": "1d", "mode": "local", "instrument_type": "crypto"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["details"]["field"], "instrument_type",
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("stock, forex, future"), "{message}");
+
+    let (status, answer) = head_timestamp(&gw.base, "AAPL/1d", "?instrument_type=crypto").await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["details"]["field"], "instrument_type",
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn fallback_mode_gives_instrument_type_to_the_in_process_ib_provider() {
+    let dirs = Dirs::empty().with_ib().await;
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    for query in ["", "?instrument_type=stock"] {
+        let (status, answer) = head_timestamp(&gw.base, "AAPL/1d", query).await;
+        assert_eq!(status, 200, "{query}: {answer}");
+        assert!(answer["data"]["head_timestamp"].is_string(), "{answer}");
+    }
+    // Taken for forex, AAPL is no currency pair: the IB provider says so, which it can
+    // only do if the type reached it (the guess for AAPL is a stock).
+    let (status, answer) = head_timestamp(&gw.base, "AAPL/1d", "?instrument_type=forex").await;
+    assert_eq!(status, 400, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not a currency pair"), "{answer}");
+
+    let id = start_load(
+        &gw.base,
+        &json!({"symbol": "AAPL", "timeframe": "1d", "mode": "full", "start_date": "2024-01-01",
+                "end_date": "2024-06-01", "instrument_type": "forex"}),
+    )
+    .await;
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "failed", "{op}");
+    assert!(
+        op["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a currency pair")),
+        "{op}"
+    );
+}
+
+#[tokio::test]
+async fn a_lower_case_store_file_is_served_and_a_bad_symbol_is_a_400_listing_the_characters() {
+    let dirs = Dirs::empty();
+    std::fs::copy(
+        crate::support::repo().join("data/FB_1d.csv"),
+        dirs.data.path().join("fb_1d.csv"),
+    )
+    .expect("a store file another tool wrote");
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    for asked in ["FB", "fb"] {
+        let (status, answer) = get(&http(), &format!("{}/api/v1/data/{asked}/1d", gw.base)).await;
+        assert_eq!(status, 200, "{asked}: {answer}");
+        assert_eq!(answer["data"]["points"], 196, "{asked}");
+    }
+    let (_, inventory) = get(&http(), &format!("{}/api/v1/data", gw.base)).await;
+    assert_eq!(inventory["data"][0]["symbol"], "FB", "{inventory}");
+    assert_eq!(inventory["data"][0]["rows"], 196, "{inventory}");
+
+    let refused = [
+        get(&http(), &format!("{}/api/v1/data/-rf/1d", gw.base)).await,
+        get(
+            &http(),
+            &format!("{}/api/v1/data/A%20B/1d/head-timestamp", gw.base),
+        )
+        .await,
+        post(
+            &http(),
+            &format!("{}/api/v1/data/load", gw.base),
+            &json!({"symbol": "../etc", "timeframe": "1d", "mode": "local"}),
+        )
+        .await,
+    ];
+    for (status, answer) in refused {
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["details"]["field"], "symbol", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("only letters, digits, `.` and `-`"),
+            "the allowed characters are listed: {message}"
+        );
+    }
 }

@@ -59,11 +59,9 @@ async fn listener() -> (tokio::net::TcpListener, String) {
     (listener, base)
 }
 
-/// data-host over the IB provider talking to `sim`.
-pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
+/// data-host (its real router) over `provider`.
+pub(crate) async fn data_host_over(provider: Arc<dyn DataProvider>) -> Running {
     let (listener, base) = listener().await;
-    let provider: Arc<dyn DataProvider> =
-        Arc::new(IbProvider::new(IbConfig::new(sim.addr(), client_id)));
     let shutdown = CancellationToken::new();
     tokio::spawn(data_host::service::serve(
         listener,
@@ -71,15 +69,25 @@ pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
         Duration::from_secs(60),
         shutdown.clone(),
     ));
+    Running { base, shutdown }
+}
+
+/// data-host over the IB provider talking to `sim`.
+pub(crate) async fn data_host(sim: &SimHandle, client_id: i32) -> Running {
+    let host = data_host_over(Arc::new(IbProvider::new(IbConfig::new(
+        sim.addr(),
+        client_id,
+    ))))
+    .await;
     // Ready once its IB link is up, as a container healthcheck would wait: a gateway
     // probing it earlier rightly finds it not ready.
-    let ready = format!("{base}/ready");
+    let ready = format!("{}/ready", host.base);
     eventually("data-host ready (connected to the simulator)", || async {
         let answer = reqwest::get(&ready).await.ok()?;
         answer.status().is_success().then_some(())
     })
     .await;
-    Running { base, shutdown }
+    host
 }
 
 /// The directories a gateway works in.
