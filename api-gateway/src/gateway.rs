@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use data_host::client::DataHostClient;
 use data_host::ib::{IbConfig, IbProvider};
@@ -49,6 +49,8 @@ pub struct GatewaySettings {
     pub ib: IbConfig,
     /// In-process training sessions at once (fallback mode).
     pub max_sessions: usize,
+    /// How long finished operations are kept before they are pruned.
+    pub operations_retention: Duration,
     /// Event sinks and throttling.
     pub events: EventSettings,
     /// The commands consumer (`KAFKA_COMMANDS_TOPIC`); `None` consumes nothing.
@@ -66,6 +68,7 @@ impl GatewaySettings {
             state: None,
             ib: IbConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 4002)), 2),
             max_sessions: 2,
+            operations_retention: OperationsConfig::default().retention,
             events: EventSettings::off(),
             commands: None,
         }
@@ -141,9 +144,13 @@ impl Gateway {
                 source,
             })?;
         }
+        let kept = OperationsConfig::default().with_retention(settings.operations_retention);
         let ops = match &settings.state {
-            Some(path) => Operations::open(OperationsConfig::persistent(path))?,
-            None => Operations::in_memory(),
+            Some(path) => Operations::open(OperationsConfig {
+                store_path: Some(path.clone()),
+                ..kept.clone()
+            })?,
+            None => Operations::in_memory_with(kept.clone()),
         };
         let store = Store::new(&settings.data_dir, StoreFormat::Csv);
 
@@ -161,8 +168,9 @@ impl Gateway {
             ServiceMode::Host(urls) => Backend::host(urls)?,
             ServiceMode::Local => Backend::Local(SessionManager::new(
                 // The gateway operation is the persisted record; the in-process session
-                // lives only as long as the process, like the work it does.
-                Operations::in_memory(),
+                // lives only as long as the process, like the work it does, and is
+                // forgotten with it.
+                Operations::in_memory_with(kept),
                 Arc::new(LocalProvider::new(store)),
                 Arc::new(CandleTrainer::default()),
                 SessionConfig {
@@ -375,6 +383,12 @@ impl Gateway {
                 .forward_health(pool.watch_changes(), shutdown.child_token());
         }
         self.spawn_probers(&shutdown);
+        if let Backend::Local(sessions) = self.training.backend() {
+            // The scaffold prunes the gateway's own operations; the in-process sessions
+            // behind them are a registry of their own.
+            let ops = sessions.operations();
+            ops.spawn_pruner(ops.config().prune_interval(), shutdown.child_token());
+        }
         let event_tasks = self.events.spawn();
         let events = self.events.clone();
         let closing = shutdown.clone();

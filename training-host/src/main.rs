@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use data_host::client::DataHostClient;
@@ -12,7 +13,7 @@ use data_host::local::LocalProvider;
 use data_host::provider::DataProvider;
 use data_host::store::{Store, StoreFormat};
 use host_service_base::config::Env;
-use host_service_base::operations::{Operations, OperationsConfig};
+use host_service_base::operations::{Operations, OperationsConfig, parse_retention};
 use host_service_base::server::shutdown_token;
 use host_service_base::service::healthcheck_exit;
 use host_service_base::telemetry::{LogFormat, init_tracing};
@@ -66,6 +67,9 @@ struct ServeArgs {
     /// File that keeps sessions across restarts (default: sessions.redb in the models directory).
     #[arg(long, env = "TRAINING_HOST_STATE")]
     state: Option<PathBuf>,
+    /// How long a finished session is kept (memory and state file): 24h, 7days, 90m.
+    #[arg(long, env = "OPERATIONS_RETENTION", default_value = "24h", value_parser = parse_retention)]
+    operations_retention: Duration,
 }
 
 #[tokio::main]
@@ -89,7 +93,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 .state
                 .clone()
                 .unwrap_or_else(|| args.models_dir.join("sessions.redb"));
-            let ops = Operations::open(OperationsConfig::persistent(state))?;
+            let ops = Operations::open(
+                OperationsConfig::persistent(state).with_retention(args.operations_retention),
+            )?;
             let data: Arc<dyn DataProvider> = match &args.data_host_url {
                 Some(url) => Arc::new(DataHostClient::new(url)?),
                 None => Arc::new(LocalProvider::new(Store::new(

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use data_host::ib::IbConfig;
 use data_host::ib::config::PacingArgs;
 use host_service_base::config::Env;
+use host_service_base::operations::parse_retention;
 use host_service_base::server::shutdown_token;
 
 use crate::config::{GatewayConfig, ServiceMode};
@@ -44,6 +46,9 @@ pub struct ServeArgs {
     /// In-process training sessions at once (fallback mode).
     #[arg(long, env = "GATEWAY_MAX_SESSIONS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_sessions: u16,
+    /// How long a finished operation is kept (memory and state file): 24h, 7days, 90m.
+    #[arg(long, env = "OPERATIONS_RETENTION", default_value = "24h", value_parser = parse_retention)]
+    pub operations_retention: Duration,
 }
 
 /// Why `serve` stopped with an error.
@@ -101,6 +106,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
             ib
         },
         max_sessions: usize::from(args.max_sessions),
+        operations_retention: args.operations_retention,
         events,
         commands,
         ..GatewaySettings::new(

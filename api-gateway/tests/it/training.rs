@@ -10,13 +10,13 @@ use api_gateway::{GatewayConfig, ServiceMode};
 use data_host::local::LocalProvider;
 use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
-use host_service_base::operations::Operations;
+use host_service_base::operations::{OperationFilter, Operations, OperationsConfig};
 use serde_json::{Value, json};
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
 use crate::support::{
-    Dirs, Running, gateway, get, http, post, strategy_yaml, wait_for, wait_terminal,
+    Dirs, Running, eventually, gateway, get, http, post, strategy_yaml, wait_for, wait_terminal,
 };
 
 /// A training-host router over `data_dir` on 127.0.0.1:0.
@@ -256,4 +256,48 @@ async fn a_training_operation_streams_its_progress_as_server_sent_events() {
             .any(|epoch| epoch >= 1),
         "progress carries the epoch"
     );
+}
+
+#[tokio::test]
+async fn finished_trainings_are_forgotten_after_the_retention_in_both_registries() {
+    let dirs = Dirs::sample();
+    let mut settings = dirs.settings(GatewayConfig::default());
+    settings.operations_retention = Duration::from_millis(500);
+    let state = settings.state.clone().expect("state file");
+    let (gw, gateway) = gateway(settings).await;
+    let (id, _) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(2)})).await;
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    let api_gateway::training::Backend::Local(sessions) = gateway.training().backend() else {
+        panic!("fallback mode trains in process");
+    };
+    let session = op["metadata"]["session_id"]
+        .as_str()
+        .or_else(|| op["result_summary"]["session_id"].as_str())
+        .map(str::to_owned);
+
+    // Nothing but the running service prunes here.
+    let url = format!("{}/api/v1/operations/{id}", gw.base);
+    eventually("the finished operation to be pruned", || async {
+        let (status, _) = get(&http(), &url).await;
+        (status == 404).then_some(())
+    })
+    .await;
+    let (_, listed) = get(&http(), &format!("{}/api/v1/operations", gw.base)).await;
+    assert!(!listed.to_string().contains(&id), "{listed}");
+    eventually("the in-process session to be pruned", || async {
+        let (listed, _, _) = sessions.operations().list(&OperationFilter::default());
+        listed.is_empty().then_some(())
+    })
+    .await;
+    if let Some(session) = session {
+        assert!(sessions.operations().get(&session).is_none());
+    }
+
+    // The state file forgot it too: a gateway opened on it does not bring it back.
+    drop(gw);
+    drop(gateway);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reopened = Operations::open(OperationsConfig::persistent(&state)).expect("state reopens");
+    assert!(reopened.get(&id).is_none());
 }

@@ -33,6 +33,10 @@ impl Default for OperationsConfig {
     }
 }
 
+/// The shortest retention a service accepts: a finished operation must outlive the
+/// client polling for its result.
+pub const MIN_RETENTION: Duration = Duration::from_secs(1);
+
 impl OperationsConfig {
     /// The defaults, persisted to the redb file at `path`.
     pub fn persistent(path: impl Into<PathBuf>) -> Self {
@@ -40,5 +44,57 @@ impl OperationsConfig {
             store_path: Some(path.into()),
             ..Self::default()
         }
+    }
+
+    /// The same configuration keeping finished operations for `retention`.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often a running service prunes: a 24th of the retention, so an operation
+    /// outlives its retention by at most ~4 %, between 100 ms and 10 minutes.
+    pub fn prune_interval(&self) -> Duration {
+        (self.retention / 24).clamp(Duration::from_millis(100), Duration::from_secs(600))
+    }
+}
+
+/// Reads a retention as the services' `--operations-retention` flag takes it
+/// (`OPERATIONS_RETENTION`): a humantime duration (`24h`, `7days`, `90m`), at least
+/// [`MIN_RETENTION`].
+pub fn parse_retention(text: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration like 24h or 90m: {e}"))?;
+    if retention < MIN_RETENTION {
+        return Err(format!(
+            "a retention of {text} would forget an operation before its client reads the \
+             result; use at least {}",
+            humantime::format_duration(MIN_RETENTION)
+        ));
+    }
+    Ok(retention)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retentions_read_as_durations_of_a_second_or_more() {
+        assert_eq!(parse_retention("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_retention(" 90m "), Ok(Duration::from_secs(5_400)));
+        assert!(parse_retention("500ms").is_err_and(|e| e.contains("at least 1s")));
+        assert!(parse_retention("forever").is_err_and(|e| e.contains("forever")));
+    }
+
+    #[test]
+    fn pruning_follows_the_retention_within_bounds() {
+        let day = OperationsConfig::default();
+        assert_eq!(day.prune_interval(), Duration::from_secs(600));
+        let hour = day.clone().with_retention(Duration::from_secs(3600));
+        assert_eq!(hour.prune_interval(), Duration::from_secs(150));
+        let second = day.with_retention(MIN_RETENTION);
+        assert_eq!(second.prune_interval(), Duration::from_millis(100));
     }
 }

@@ -59,7 +59,9 @@ pub use api::{
     CancelData, CancelRequest, CancelResponse, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,
     OperationListResponse, OperationResponse, parse_list_query, router,
 };
-pub use config::{DEFAULT_CANCEL_REASON, INTERRUPTED_BY_RESTART, OperationsConfig};
+pub use config::{
+    DEFAULT_CANCEL_REASON, INTERRUPTED_BY_RESTART, MIN_RETENTION, OperationsConfig, parse_retention,
+};
 pub use error::{CancelError, OperationsError};
 pub use events::{EVENT_BUFFER, EventStream, KEEP_ALIVE_INTERVAL, sse_event, sse_response};
 pub use handle::OperationHandle;

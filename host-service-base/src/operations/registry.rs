@@ -134,8 +134,16 @@ impl Operations {
 
     /// An in-memory registry with the default settings.
     pub fn in_memory() -> Self {
+        Self::in_memory_with(OperationsConfig::default())
+    }
+
+    /// An in-memory registry with `config` (its `store_path` is ignored).
+    pub fn in_memory_with(config: OperationsConfig) -> Self {
         Self::from_parts(
-            OperationsConfig::default(),
+            OperationsConfig {
+                store_path: None,
+                ..config
+            },
             None,
             HashMap::new(),
             CancellationToken::new(),
@@ -288,23 +296,29 @@ impl Operations {
     /// that matched before offset/limit and the number of active (pending or running)
     /// operations in the whole registry.
     pub fn list(&self, filter: &OperationFilter) -> (Vec<OperationInfo>, usize, usize) {
+        // Only the page is cloned: a listing of 20 among 100,000 kept operations copies
+        // 20 infos (progress, results), not all of them.
         let mut active = 0;
-        let mut matching = Vec::new();
-        for entry in self.shared.read().values() {
-            let state = entry.lock();
-            active += usize::from(!state.info.status.is_terminal());
-            if filter.matches(&state.info) {
-                matching.push(state.info.clone());
+        let (page, total): (Vec<Arc<Entry>>, usize) = {
+            let entries = self.shared.read();
+            let mut matching = Vec::new();
+            for (id, entry) in entries.iter() {
+                let state = entry.lock();
+                active += usize::from(!state.info.status.is_terminal());
+                if filter.matches(&state.info) {
+                    matching.push((state.info.created_at, id.as_str(), entry));
+                }
             }
-        }
-        matching
-            .sort_by(|a, b| (b.created_at, &b.operation_id).cmp(&(a.created_at, &a.operation_id)));
-        let total = matching.len();
-        let page = matching
-            .into_iter()
-            .skip(filter.offset)
-            .take(filter.limit.unwrap_or(usize::MAX))
-            .collect();
+            matching.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            let page = matching
+                .iter()
+                .skip(filter.offset)
+                .take(filter.limit.unwrap_or(usize::MAX))
+                .map(|(_, _, entry)| Arc::clone(entry))
+                .collect();
+            (page, matching.len())
+        };
+        let page = page.iter().map(|entry| entry.info()).collect();
         (page, total, active)
     }
 

@@ -148,6 +148,11 @@ impl Server {
             tracing::info!(%service, %addr, "listening");
         }
 
+        if let Some(ops) = &operations {
+            // Finished operations leave memory and store after their retention, so a
+            // service that runs for weeks does not grow with every request it served.
+            ops.spawn_pruner(ops.config().prune_interval(), shutdown.child_token());
+        }
         let stop_accepting = shutdown.clone();
         let mut server = tokio::spawn(
             // Small answers and pushed events (SSE, Socket.IO) must leave at once, not

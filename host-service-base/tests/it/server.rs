@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use host_service_base::operations::{OperationStatus, Operations};
+use host_service_base::operations::{OperationStatus, Operations, OperationsConfig};
 use host_service_base::server::{Json, Query, Readiness, Server, ServerConfig, ValidationStyle};
 use host_service_base::{CancellationToken, HostError};
 use serde::Deserialize;
@@ -324,6 +324,49 @@ async fn fastapi_style_answers_malformed_requests_with_422_and_a_detail_list() {
         s.shutdown.cancel();
         assert!(s.done.await.expect("join").expect("serve").drained);
     }
+}
+
+#[tokio::test]
+async fn a_served_registry_forgets_finished_operations_after_their_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("ops.redb");
+    let config = OperationsConfig::persistent(&store).with_retention(Duration::from_millis(300));
+    let ops = Operations::open(config.clone()).expect("open");
+    let s =
+        start(Server::new(ServerConfig::new("svc"), Router::new()).operations(ops.clone())).await;
+
+    let done = ops.create("load", json!({}));
+    done.start();
+    done.complete(json!({ "bars": 1 }));
+    let running = ops.create("load", json!({}));
+    running.start();
+    let kept = running.id().to_owned();
+    let finished = done.id().to_owned();
+
+    // Nothing prunes unless the scaffold does: no test calls prune().
+    let started = std::time::Instant::now();
+    while ops.get(&finished).is_some() {
+        assert!(started.elapsed() < Duration::from_secs(30), "never pruned");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "kept for its retention first"
+    );
+    assert!(
+        ops.get(&kept).is_some(),
+        "a running operation is never pruned"
+    );
+
+    running.complete(json!({}));
+    s.shutdown.cancel();
+    assert!(s.done.await.expect("join").expect("serve").drained);
+    drop((ops, done, running));
+    // Gone from the store too: a restart does not bring it back.
+    let reopened =
+        Operations::open(config.with_retention(Duration::from_secs(3600))).expect("reopen");
+    assert!(reopened.get(&finished).is_none());
+    assert!(reopened.get(&kept).is_some());
 }
 
 #[tokio::test]
