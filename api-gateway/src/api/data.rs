@@ -15,7 +15,8 @@ use super::schemas::{
     ArrowStream, Bars, ErrorResponse, HeadTimestamp, LoadStarted, Success, meta_text,
 };
 use crate::data::{
-    LoadRequest, StoredSeries, parse_instrument, parse_symbol, parse_time, parse_timeframe,
+    LoadRequest, MAX_JSON_BARS, StoredSeries, parse_instrument, parse_symbol, parse_time,
+    parse_timeframe,
 };
 use crate::gateway::Gateway;
 
@@ -66,7 +67,8 @@ pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response
 }
 
 /// `GET /api/v1/data/{symbol}/{timeframe}?start&end` (also `start_date`/`end_date`):
-/// stored bars in `[start, end)`; Arrow IPC when the client accepts it.
+/// stored bars in `[start, end)`; Arrow IPC when the client accepts it. A JSON answer
+/// holds at most [`MAX_JSON_BARS`] bars; more is a 400 naming the range field.
 #[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}", tag = "data",
     params(
         ("symbol" = String, Path, description = "letters, digits, `.` and `-`", example = "FB"),
@@ -80,7 +82,7 @@ pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response
                 (Success<Bars> = "application/json"),
                 (ArrowStream = "application/vnd.apache.arrow.stream"),
             )),
-        (status = 400, description = "a bad parameter, named in `error.details.field`", body = ErrorResponse),
+        (status = 400, description = "a bad parameter, named in `error.details.field`; or more than 100000 bars in the range for a JSON answer (the field is `start` or `start_date`: narrow the range or ask for Arrow)", body = ErrorResponse),
         (status = 404, description = "nothing stored for the series", body = ErrorResponse),
     ))]
 pub(super) async fn bars(
@@ -92,6 +94,8 @@ pub(super) async fn bars(
     let symbol = parse_symbol("symbol", &symbol)?;
     let timeframe = parse_timeframe("timeframe", &timeframe)?;
     let (mut start, mut end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
+    // The range field the client used: what a refusal of too many bars names.
+    let mut range_field = "start";
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let value = value.trim();
         if value.is_empty() {
@@ -100,7 +104,10 @@ pub(super) async fn bars(
         // The error names the parameter as the client spelled it.
         match key.as_ref() {
             "start" => start = Some(parse_time("start", value)?),
-            "start_date" => start = Some(parse_time("start_date", value)?),
+            "start_date" => {
+                start = Some(parse_time("start_date", value)?);
+                range_field = "start_date";
+            }
             "end" => end = Some(parse_time("end", value)?),
             "end_date" => end = Some(parse_time("end_date", value)?),
             _ => {}
@@ -116,6 +123,15 @@ pub(super) async fn bars(
     }
     let frame = gateway.data().bars(&symbol, timeframe, start, end).await?;
     let wants_arrow = wants_arrow(&headers);
+    if !wants_arrow && frame.height() > MAX_JSON_BARS {
+        return Err(HostError::bad_field(
+            range_field,
+            format!(
+                "{} bars of {symbol} {timeframe} are in the range; a JSON answer holds at most {MAX_JSON_BARS}: narrow the range (start/end) or ask for Arrow (Accept: {ARROW_STREAM}), which has no such limit",
+                frame.height()
+            ),
+        ));
+    }
     // Encoding a large frame is CPU work: off the async threads.
     tokio::task::spawn_blocking(move || -> Result<Response, HostError> {
         if wants_arrow {

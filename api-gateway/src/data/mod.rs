@@ -29,6 +29,15 @@ use serde_json::json;
 pub use data_host::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 pub use plan::{FetchRange, LoadMode};
 
+/// Most bars one JSON answer of `GET /api/v1/data/{symbol}/{timeframe}` holds: about
+/// 10 MB of JSON, a year of regular-hours 1-minute stock bars (252 × 390 = 98,280).
+/// A JSON answer is built whole in memory (each bar's date string and text besides its
+/// 48 bytes of columns) before it is sent, so a wider range is refused (400 naming the
+/// range field) instead of growing with the stored series; an Arrow answer, the bars'
+/// own compact columns, is not limited by it. The OpenAPI text of the route repeats the
+/// number (a test holds them together).
+pub const MAX_JSON_BARS: usize = 100_000;
+
 /// Operation type of a data load.
 pub const LOAD_OPERATION: &str = "data_load";
 

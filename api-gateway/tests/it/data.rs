@@ -595,6 +595,70 @@ async fn fallback_mode_gives_instrument_type_to_the_in_process_ib_provider() {
 }
 
 #[tokio::test]
+async fn a_json_answer_holds_at_most_max_json_bars_and_arrow_takes_the_rest() {
+    use api_gateway::data::MAX_JSON_BARS;
+    use std::fmt::Write as _;
+    // One more 1-minute bar than a JSON answer may hold, from 2024-01-01 00:00 on.
+    let dirs = Dirs::empty();
+    let first: DateTime<Utc> = "2024-01-01T00:00:00Z".parse().expect("time");
+    let mut csv = String::from("timestamp,open,high,low,close,volume\n");
+    for i in 0..=MAX_JSON_BARS as i64 {
+        let t = first + chrono::TimeDelta::minutes(i);
+        let _ = writeln!(csv, "{},1,2,0.5,1.5,10", t.format("%Y-%m-%dT%H:%M:%SZ"));
+    }
+    std::fs::write(dirs.data.path().join("WIDE_1m.csv"), csv).expect("store file");
+    let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
+    let url = |query: &str| format!("{}/api/v1/data/WIDE/1m{query}", gw.base);
+
+    for (query, field) in [("", "start"), ("?start_date=2024-01-01", "start_date")] {
+        let (status, answer) = get(&http(), &url(query)).await;
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&MAX_JSON_BARS.to_string()) && message.contains("Arrow"),
+            "{message}"
+        );
+    }
+
+    // Exactly the ceiling: the range without the last bar.
+    let last = first + chrono::TimeDelta::minutes(MAX_JSON_BARS as i64);
+    let (status, answer) = get(
+        &http(),
+        &url(&format!("?end={}", last.format("%Y-%m-%dT%H:%M:%SZ"))),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer["data"]["points"], MAX_JSON_BARS,
+        "{}",
+        answer["error"]
+    );
+
+    // Arrow: the whole range.
+    let response = http()
+        .get(url(""))
+        .header("accept", data_host::api::wire::ARROW_STREAM)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status().as_u16(), 200);
+    let bytes = response.bytes().await.expect("body");
+    let frame = data_host::api::wire::from_arrow(&bytes).expect("arrow");
+    assert_eq!(frame.height(), MAX_JSON_BARS + 1);
+
+    // The documented ceiling is the enforced one.
+    let (_, doc) = get(&http(), &format!("{}/api/v1/openapi.json", gw.base)).await;
+    let refusal = &doc["paths"]["/api/v1/data/{symbol}/{timeframe}"]["get"]["responses"]["400"];
+    assert!(
+        refusal["description"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("more than {MAX_JSON_BARS} bars"))),
+        "{refusal}"
+    );
+}
+
+#[tokio::test]
 async fn a_lower_case_store_file_is_served_and_a_bad_symbol_is_a_400_listing_the_characters() {
     let dirs = Dirs::empty();
     std::fs::copy(
