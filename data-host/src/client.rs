@@ -23,8 +23,18 @@ use crate::store::csv::parse_timestamp;
 use crate::symbol::{InstrumentType, Symbol};
 use crate::timeframe::Timeframe;
 
-/// Longest a historical call may take: pacing can hold long ranges for minutes.
-pub const HISTORICAL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest a historical call may take, retries included: pacing can hold long ranges
+/// for minutes. A little longer than data-host's own request timeout, so its answer (or
+/// its 504) arrives; fast failures (connection refused, 503) are retried inside this
+/// budget, a slow attempt is not repeated (never 4 × 10 minutes on one call).
+pub const HISTORICAL_TIMEOUT: Duration =
+    Duration::from_secs(crate::service::DEFAULT_REQUEST_TIMEOUT.as_secs() + 10);
+
+/// Longest a quick call (head timestamp, validation) may take, retries included: inside
+/// a caller's own default request timeout, so a gateway route that makes one answers
+/// with this call's error, not its own timeout.
+pub const QUICK_CALL_DEADLINE: Duration =
+    Duration::from_secs(host_service_base::server::DEFAULT_REQUEST_TIMEOUT.as_secs() - 5);
 
 /// Wire format to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +130,7 @@ impl DataProvider for DataHostClient {
             .header(ACCEPT, HeaderValue::from_static(accept))
             .idempotent(true) // a read: safe to repeat
             .timeout(HISTORICAL_TIMEOUT)
+            .deadline(HISTORICAL_TIMEOUT)
             .cancel(cancel)
             .send_bytes()
             .await?;
@@ -176,6 +187,7 @@ impl DataProvider for DataHostClient {
             .client
             .get("/data/head-timestamp")
             .query(&query)
+            .deadline(QUICK_CALL_DEADLINE)
             .cancel(cancel)
             .send_json()
             .await?;
@@ -203,6 +215,7 @@ impl DataProvider for DataHostClient {
             .post("/data/validate")
             .json(&body)?
             .idempotent(true)
+            .deadline(QUICK_CALL_DEADLINE)
             .cancel(cancel)
             .send_json()
             .await?;

@@ -28,6 +28,11 @@ use crate::sessions::wire::{
 /// the session to reach a batch boundary, and must be given time to answer after that.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(STOP_WAIT.as_secs() + 15);
 
+const _: () = assert!(
+    STOP_TIMEOUT.as_secs() > host_service_base::server::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+    "a stop attempt outlasts the service's own request timeout, so its answer arrives"
+);
+
 /// A client of one training-host. Clones share the connection pool and health cache.
 #[derive(Debug, Clone)]
 pub struct TrainingHostClient {
@@ -98,6 +103,8 @@ impl TrainingHostClient {
                 .post("/training/stop")
                 .json(&body)?
                 .timeout(STOP_TIMEOUT)
+                // Room for one replay after a lost answer, not four full waits.
+                .deadline(STOP_TIMEOUT * 2)
                 .cancel_opt(cancel))
         })
         .await

@@ -23,8 +23,15 @@ use crate::error::HostError;
 pub use request::HostRequest;
 pub use retry::RetryPolicy;
 
-/// Default time one attempt (connect, send, headers and body) may take.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time one attempt (connect, send, headers and body) may take: a little
+/// longer than a host service's own request timeout
+/// ([`crate::server::DEFAULT_REQUEST_TIMEOUT`]), so the service's 504 reaches the caller
+/// instead of a client-side timeout racing it.
+pub const DEFAULT_TIMEOUT: Duration =
+    Duration::from_secs(crate::server::DEFAULT_REQUEST_TIMEOUT.as_secs() + 5);
+/// Default largest answer read whole ([`HostRequest::send_bytes`]); streamed answers
+/// ([`HostRequest::send`]) are not bounded by it.
+pub const DEFAULT_MAX_BUFFERED: usize = 512 * 1024 * 1024;
 /// Default time to establish a TCP connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +47,8 @@ struct Inner {
     service: String,
     base_url: Url,
     timeout: Duration,
+    deadline: Option<Duration>,
+    max_body: usize,
     retry: RetryPolicy,
 }
 
@@ -49,6 +58,8 @@ pub struct HostClientBuilder {
     service: String,
     base_url: Url,
     timeout: Duration,
+    deadline: Option<Duration>,
+    max_body: usize,
     connect_timeout: Duration,
     retry: RetryPolicy,
     pool_max_idle_per_host: usize,
@@ -56,9 +67,23 @@ pub struct HostClientBuilder {
 }
 
 impl HostClientBuilder {
-    /// Per-attempt timeout (default 30 s).
+    /// Per-attempt timeout (default [`DEFAULT_TIMEOUT`], 35 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Bounds every call, retries included ([`HostRequest::deadline`]; default none:
+    /// a call may take `(retries + 1) × timeout` plus backoff).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Largest answer read whole (default [`DEFAULT_MAX_BUFFERED`]); a larger one is a
+    /// [`HostError::Decode`] naming the size, and nothing more of it is read.
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
         self
     }
 
@@ -97,6 +122,8 @@ impl HostClientBuilder {
                 service: self.service,
                 base_url: self.base_url,
                 timeout: self.timeout,
+                deadline: self.deadline,
+                max_body: self.max_body,
                 retry: self.retry,
             }),
         })
@@ -114,6 +141,8 @@ impl HostClient {
             service: service.into(),
             base_url,
             timeout: DEFAULT_TIMEOUT,
+            deadline: None,
+            max_body: DEFAULT_MAX_BUFFERED,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
             pool_max_idle_per_host: 32,

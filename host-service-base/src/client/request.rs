@@ -30,6 +30,7 @@ pub struct HostRequest<'a> {
     body: Option<Bytes>,
     headers: HeaderMap,
     timeout: Option<Duration>,
+    deadline: Option<Duration>,
     cancel: Option<CancellationToken>,
     idempotent: bool,
     max_retries: Option<u32>,
@@ -74,6 +75,7 @@ impl<'a> HostRequest<'a> {
             body: None,
             headers: HeaderMap::new(),
             timeout: None,
+            deadline: None,
             cancel: None,
             idempotent,
             max_retries: None,
@@ -115,6 +117,14 @@ impl<'a> HostRequest<'a> {
     /// Overrides the client's per-attempt timeout for this call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Bounds the whole call, retries and their backoff included: each attempt gets
+    /// what is left (at most its own timeout), and no retry starts after the deadline.
+    /// Without it a call may take `(retries + 1) × timeout` plus backoff.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -218,11 +228,30 @@ impl<'a> HostRequest<'a> {
         }
         let mut delays = policy.delays();
         let mut attempt = 0u32;
+        let per_attempt = self.timeout.unwrap_or(self.client.inner.timeout);
+        let deadline = self.deadline.or(self.client.inner.deadline);
+        let ends = deadline.map(|d| (tokio::time::Instant::now() + d, d));
         loop {
-            let failure = match self.attempt(&url, buffer).await {
+            let timeout = match ends {
+                None => per_attempt,
+                Some((at, total)) => {
+                    let left = at.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(self.out_of_time(total));
+                    }
+                    per_attempt.min(left)
+                }
+            };
+            let failure = match self.attempt(&url, buffer, timeout).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(failure) => failure,
             };
+            if let Some((at, total)) = ends
+                && matches!(failure.error, HostError::Timeout { .. })
+                && tokio::time::Instant::now() >= at
+            {
+                return Err(self.out_of_time(total));
+            }
             if !should_retry(&failure.error, self.idempotent, failure.sent) {
                 return Err(failure.error);
             }
@@ -230,6 +259,11 @@ impl<'a> HostRequest<'a> {
             else {
                 return Err(failure.error);
             };
+            if ends.is_some_and(|(at, _)| tokio::time::Instant::now() + delay >= at) {
+                // The retry could not start before the deadline: the last error is the
+                // truest answer.
+                return Err(failure.error);
+            }
             attempt += 1;
             tracing::debug!(attempt, ?delay, error = %failure.error, "retrying");
             metrics::counter!(CLIENT_RETRIES_TOTAL, "service" => self.client.service().to_owned())
@@ -242,9 +276,22 @@ impl<'a> HostRequest<'a> {
         }
     }
 
-    async fn attempt(&self, url: &url::Url, buffer: bool) -> Result<Outcome, Failure> {
+    /// The error of a call whose whole deadline passed.
+    fn out_of_time(&self, deadline: Duration) -> HostError {
+        HostError::Timeout {
+            service: self.client.service().to_owned(),
+            after: deadline,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &url::Url,
+        buffer: bool,
+        timeout: Duration,
+    ) -> Result<Outcome, Failure> {
         let service = self.client.service();
-        let timeout = self.timeout.unwrap_or(self.client.inner.timeout);
+        let max_body = self.client.inner.max_body;
         let mut builder = self
             .client
             .inner
@@ -267,11 +314,7 @@ impl<'a> HostRequest<'a> {
                 return Ok(Outcome::Streaming(response));
             }
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| Failure {
-                error: HostError::unavailable(service, e),
-                sent: true,
-                retry_after: None,
-            })?;
+            let body = read_capped(service, response, max_body).await?;
             Ok(Outcome::Buffered(Buffered {
                 status,
                 headers,
@@ -288,6 +331,54 @@ impl<'a> HostRequest<'a> {
                 sent: true,
                 retry_after: None,
             }),
+        }
+    }
+}
+
+/// Reads a whole answer, refusing one larger than `max` bytes (announced or sent):
+/// a confused or hostile upstream must not make this process buffer without end.
+async fn read_capped(
+    service: &str,
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Bytes, Failure> {
+    let too_large = |size: String| Failure {
+        error: HostError::Decode {
+            what: format!("{service} answer"),
+            message: format!(
+                "the answer is {size}, over the {max} bytes this client buffers; ask for \
+                 less (a narrower range) or stream it"
+            ),
+        },
+        sent: true,
+        retry_after: None,
+    };
+    if let Some(announced) = response.content_length()
+        && announced > max as u64
+    {
+        return Err(too_large(format!("{announced} bytes")));
+    }
+    let mut body = BytesMut::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(max)),
+    );
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(too_large(format!("more than {max} bytes")));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => {
+                return Err(Failure {
+                    error: HostError::unavailable(service, e),
+                    sent: true,
+                    retry_after: None,
+                });
+            }
         }
     }
 }

@@ -26,6 +26,10 @@ pub use shutdown::{shutdown_signal, shutdown_token};
 
 use crate::operations::Operations;
 
+/// How long a handler may take to produce its response head unless the service says
+/// otherwise ([`ServerConfig::request_timeout`]).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Settings of the scaffold.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -49,7 +53,7 @@ impl ServerConfig {
         Self {
             service: service.into(),
             body_limit: 2 * 1024 * 1024,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             shutdown_grace: Duration::from_secs(10),
             liveness_route: true,
             validation: ValidationStyle::Envelope,

@@ -222,6 +222,91 @@ async fn post_marked_idempotent_is_retried_after_a_timeout() {
     assert_eq!(hits.count(), 3);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deadline_bounds_the_whole_call_retries_included() {
+    let hits = Hits::default();
+    let addr = spawn_router(slow_post_router(hits.clone())).await;
+    // 3 retries of a 1 s attempt would take 4 s and backoff; the caller has 2.5 s.
+    let client = client(addr, exact_retries(3));
+    let started = Instant::now();
+    let err = client
+        .post("/start")
+        .idempotent(true)
+        .timeout(Duration::from_secs(1))
+        .deadline(Duration::from_millis(2500))
+        .send_bytes()
+        .await
+        .expect_err("times out");
+    assert!(
+        matches!(err, HostError::Timeout { after, .. } if after == Duration::from_millis(2500)),
+        "the error names the caller's deadline: {err:?}"
+    );
+    // Attempts at 0 s and 1.1 s, the third clipped to what is left (2.3 s to 2.5 s);
+    // the fourth is never sent. Virtual time: the clock is exact.
+    assert_eq!(started.elapsed(), Duration::from_millis(2500));
+    assert_eq!(hits.count(), 3);
+
+    // A retry whose backoff would end past the deadline is not started at all.
+    let hits = Hits::default();
+    let addr = spawn_router(flaky_router(hits.clone(), usize::MAX)).await;
+    let client = client_with_deadline(addr, Duration::from_millis(250));
+    let err = client
+        .get("/thing")
+        .send_bytes()
+        .await
+        .expect_err("always 503");
+    assert!(matches!(err, HostError::Unavailable { .. }), "{err:?}");
+    // 503 at 0, retry after 100 ms, 503, the next backoff (200 ms) would pass 250 ms.
+    assert_eq!(hits.count(), 2);
+}
+
+fn client_with_deadline(
+    addr: std::net::SocketAddr,
+    deadline: Duration,
+) -> host_service_base::HostClient {
+    host_service_base::HostClient::builder("test-service", &format!("http://{addr}"))
+        .expect("base url")
+        .retry(exact_retries(5))
+        .deadline(deadline)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn an_answer_over_the_buffer_cap_is_refused_not_read_whole() {
+    let router = Router::new()
+        .route("/sized", get(|| async { "x".repeat(4096) }))
+        .route(
+            "/chunked",
+            get(|| async {
+                // No Content-Length: the cap must hold while reading.
+                let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024]));
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route("/small", get(|| async { "fits" }));
+    let addr = spawn_router(router).await;
+    let client = host_service_base::HostClient::builder("test-service", &format!("http://{addr}"))
+        .expect("base url")
+        .max_buffered(2048)
+        .build()
+        .expect("client");
+    for path in ["/sized", "/chunked"] {
+        let err = client.get(path).send_bytes().await.expect_err("too large");
+        match err {
+            HostError::Decode { message, .. } => {
+                assert!(message.contains("2048 bytes"), "{path}: {message}");
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+    let small = client.get("/small").send_bytes().await.expect("fits");
+    assert_eq!(&small.body[..], b"fits");
+    // Streamed answers are the caller's to bound.
+    let streamed = client.get("/chunked").send().await.expect("streams");
+    assert_eq!(streamed.bytes().await.expect("body").len(), 64 * 1024);
+}
+
 #[tokio::test]
 async fn post_that_never_connected_is_retried() {
     // Reserve a port, free it, and only start listening there after the first attempt

@@ -30,8 +30,15 @@ use crate::pipeline::StopHandle;
 use crate::strategy::{DateRange, Overrides, apply_overrides, parse_strategy};
 
 /// How long `stop` waits for a session to reach its end (it checks between batches,
-/// so this is a bound for a stuck job, not the expected wait).
-pub const STOP_WAIT: Duration = Duration::from_secs(30);
+/// so this is a bound for a stuck job, not the expected wait). Shorter than the
+/// server's request timeout, so a stuck job is answered by this wait's own 504 naming
+/// the stop, not cut off by the scaffold's generic one.
+pub const STOP_WAIT: Duration = Duration::from_secs(20);
+
+const _: () = assert!(
+    STOP_WAIT.as_secs() + 5 <= host_service_base::server::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+    "the stop wait must end well inside the request timeout"
+);
 
 /// Session settings.
 #[derive(Debug, Clone)]
