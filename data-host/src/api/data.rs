@@ -12,6 +12,7 @@ use super::ApiState;
 use super::wire::{self, ARROW_STREAM};
 use crate::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 use crate::provider::{BarsRequest, DataError, Validation};
+use crate::timeframe::Timeframe;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HistoricalRequest {
@@ -172,16 +173,34 @@ impl ValidationResponse {
     }
 }
 
+/// Most entries of `/data/validate`'s `timeframes`: one per timeframe there is. The
+/// answer is keyed by timeframe, so more entries can only be repeats, and a source may
+/// look each entry up (the local store reads a file per entry): a longer list is
+/// refused naming `timeframes` rather than worked through.
+const MAX_VALIDATE_TIMEFRAMES: usize = Timeframe::ALL.len();
+
 async fn run_validate(
     state: &ApiState,
     raw_symbol: &str,
     raw_timeframes: &[String],
 ) -> Result<Validation, DataError> {
     let symbol = parse_symbol("symbol", raw_symbol)?;
-    let timeframes = raw_timeframes
+    if raw_timeframes.len() > MAX_VALIDATE_TIMEFRAMES {
+        return Err(DataError::invalid(
+            "timeframes",
+            format!(
+                "{} entries; at most {MAX_VALIDATE_TIMEFRAMES} are taken, one per timeframe",
+                raw_timeframes.len()
+            ),
+        ));
+    }
+    let mut timeframes = raw_timeframes
         .iter()
         .map(|t| parse_timeframe("timeframe", t))
         .collect::<Result<Vec<_>, _>>()?;
+    // A repeat would only be looked up again: the answer holds each timeframe once.
+    timeframes.sort_unstable();
+    timeframes.dedup();
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     state.provider.validate(&symbol, &timeframes, &cancel).await

@@ -235,6 +235,36 @@ async fn validate_symbol_info_and_head_timestamp() {
         (Some(false), Some("invalid:timeframe"))
     );
 
+    // At most one entry per timeframe; repeats within that are answered once.
+    let (_, answer) = post(
+        &host.base,
+        "/data/validate",
+        &json!({ "symbol": "MSFT", "timeframes": ["1d", "1d", "1h"] }),
+    )
+    .await;
+    assert_eq!(
+        answer["head_timestamps"].as_object().map(|m| m.len()),
+        Some(2),
+        "{answer}"
+    );
+    let (_, answer) = post(
+        &host.base,
+        "/data/validate",
+        &json!({ "symbol": "MSFT", "timeframes": vec!["1d"; 12] }),
+    )
+    .await;
+    assert_eq!(
+        (answer["success"].as_bool(), answer["error_code"].as_str()),
+        (Some(false), Some("invalid:timeframes")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("at most 11")),
+        "{answer}"
+    );
+
     let (_, answer) = get(&host.base, "/data/symbol-info/AAPL").await;
     assert_eq!(answer["head_timestamps"]["1h"], "2024-08-06T13:30:00+00:00");
 
