@@ -12,7 +12,7 @@ use data_host::provider::{BarsRequest, DataProvider};
 use data_host::sim::{SimConfig, SimHandle, SimPacing, SimStats, Simulator, StoreBarSource};
 use data_host::store::{Store, StoreFormat};
 use data_host::{Symbol, Timeframe};
-use host_service_base::CancellationToken;
+use host_service_base::{CancellationToken, SplitMix64};
 use serde_json::{Value, json};
 
 use crate::support::{RunningHost, sample_dir, start_host};
@@ -142,18 +142,12 @@ async fn two_hundred_concurrent_http_requests_break_no_pacing_rule() {
     until("connected", || ib.status().connected).await;
     let host = start_host(ib.clone()).await;
     let symbols = ["AAPL", "MSFT", "IBM", "GOOG"];
-    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = SplitMix64::new(0x9E37_79B9_7F4A_7C15);
     let bodies: Vec<Value> = (0..200)
         .map(|_| {
-            let symbol = symbols[(next() % 4) as usize];
-            let year = 2005 + (next() % 7) as i32;
-            let month = 1 + (next() % 12) as u32;
+            let symbol = rng.pick(&symbols).expect("a constant list");
+            let year = 2005 + rng.below(7) as i32;
+            let month = 1 + rng.below(12) as u32;
             json!({ "symbol": symbol, "timeframe": "1d", "start": format!("{year}-{month:02}-01"), "end": format!("{}-{month:02}-01", year + 1) })
         })
         .collect();
