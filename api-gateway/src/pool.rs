@@ -52,8 +52,12 @@ pub trait Failover {
 }
 
 impl Failover for HostError {
+    /// Only what provably did not take effect on this instance (never sent, or
+    /// refused by its answer): a start whose answer was lost, or whose outcome is
+    /// unknown, must not run a second time on another instance.
     fn try_elsewhere(&self) -> bool {
         matches!(self, HostError::Unavailable { .. } | HostError::Busy { .. })
+            && self.did_not_take_effect()
     }
 
     fn instance_down(&self) -> bool {
@@ -64,9 +68,12 @@ impl Failover for HostError {
 impl Failover for DataError {
     /// Besides an instance that cannot be reached, an instance whose IB Gateway link
     /// is down (`Connectivity`) is tried elsewhere: another data-host may have its own.
+    /// Reads are safe to repeat, so a connection lost mid-answer is tried elsewhere too.
     fn try_elsewhere(&self) -> bool {
         match self {
-            DataError::Host(e) => e.try_elsewhere(),
+            DataError::Host(e) => {
+                matches!(e, HostError::Unavailable { .. } | HostError::Busy { .. })
+            }
             DataError::Connectivity(_) => true,
             _ => false,
         }

@@ -127,13 +127,12 @@ pub enum LocPart {
 }
 
 impl ValidationIssue {
-    /// The innermost field name of the location (`["body", "layers", 0]` → `layers`),
-    /// skipping FastAPI's leading `body`/`query`/`path`/`header` segment.
-    pub fn field(&self) -> Option<&str> {
-        self.loc.iter().skip(1).rev().find_map(|part| match part {
-            LocPart::Key(k) => Some(k.as_str()),
-            LocPart::Index(_) => None,
-        })
+    /// The field as a key path, without FastAPI's leading `body`/`query`/`path`/
+    /// `header` segment (`["body", "orders", 1, "qty"]` → `orders[1].qty`); `None` when
+    /// the problem is the whole input.
+    pub fn field(&self) -> Option<String> {
+        let path = loc_text(self.loc.get(1..).unwrap_or_default());
+        (!path.is_empty()).then_some(path)
     }
 }
 
@@ -232,6 +231,34 @@ impl HostError {
             Self::Upstream { status, .. } => matches!(status, 429 | 502 | 503 | 504),
             _ => false,
         }
+    }
+
+    /// True when the call provably did not take effect at the service: the request
+    /// never left this process (the connection was refused), or the service answered
+    /// and refused it (503, busy, a 4xx other than 409). False when it may have (a
+    /// timeout, a connection lost after sending, an unreadable answer, a 409 that may be
+    /// our own earlier attempt): work that must not run twice may not be sent elsewhere.
+    pub fn did_not_take_effect(&self) -> bool {
+        match self {
+            Self::Unavailable { source, .. } => {
+                self.never_sent() || source.downcast_ref::<RemoteError>().is_some()
+            }
+            Self::Disabled { .. }
+            | Self::Busy { .. }
+            | Self::BadRequest { .. }
+            | Self::Unauthorized { .. }
+            | Self::NotFound { .. }
+            | Self::PayloadTooLarge { .. } => true,
+            Self::Upstream { status, .. } => (400..500).contains(status) && *status != 409,
+            _ => false,
+        }
+    }
+
+    /// True when no byte of the request left this process (the connection was refused
+    /// or timed out): the service cannot have seen it.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, Self::Unavailable { source, .. }
+            if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect))
     }
 
     /// The message clients see. Internal errors and source chains stay in the logs.
@@ -419,7 +446,10 @@ fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
         // FastAPI's 422: the first problem, with its field, reads as a bad request.
         let message = issues
             .iter()
-            .map(|i| format!("{}: {}", loc_text(&i.loc), i.msg))
+            .map(|i| match i.field() {
+                Some(field) => format!("{field}: {}", i.msg),
+                None => i.msg.clone(),
+            })
             .collect::<Vec<_>>()
             .join("; ");
         return Some(ParsedError {
@@ -439,7 +469,7 @@ fn parse_error_body(body: &[u8]) -> Option<ParsedError> {
     })
 }
 
-/// `["body", "layers", 0]` → `body.layers[0]`.
+/// `["layers", 0, "width"]` → `layers[0].width`.
 fn loc_text(loc: &[LocPart]) -> String {
     let mut text = String::new();
     for part in loc {

@@ -15,7 +15,6 @@ use axum::http::Method;
 use host_service_base::health::{DEFAULT_HEALTH_TTL, HealthCache};
 use host_service_base::{AsyncHostService, CancellationToken, HostClient, HostError, HostRequest};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::SERVICE_NAME;
 use crate::sessions::STOP_WAIT;
@@ -32,6 +31,22 @@ const _: () = assert!(
     STOP_TIMEOUT.as_secs() > host_service_base::server::DEFAULT_REQUEST_TIMEOUT.as_secs(),
     "a stop attempt outlasts the service's own request timeout, so its answer arrives"
 );
+
+/// The source of the error of a start whose outcome is unknown: its first answer was
+/// lost (it may have started the session) and the instance could not be reached to
+/// find out. The session must not be started elsewhere until the instance answers.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "start of session {session_id} not confirmed: its answer was lost ({first}) and the instance could not be asked again ({last})"
+)]
+pub struct StartUnconfirmed {
+    /// The session the start named.
+    pub session_id: String,
+    /// How the first attempt ended.
+    pub first: String,
+    /// How the last replay ended.
+    pub last: String,
+}
 
 /// A client of one training-host. Clones share the connection pool and health cache.
 #[derive(Debug, Clone)]
@@ -58,29 +73,80 @@ impl TrainingHostClient {
     ///
     /// Without a `session_id` the call is never replayed once it may have reached the
     /// service (the client only retries when no connection was made): each arrival
-    /// starts a new session under a fresh id. With a caller-chosen `session_id` a
-    /// replay cannot start a second session (a duplicate id answers 409), so a lost
-    /// answer is retried; a `Conflict` after such a retry gets a hint that the earlier
-    /// attempt may have started the session. A full session table (`Busy`) is returned
-    /// at once rather than waited out, so a caller can try another host.
+    /// starts a new session under a fresh id.
+    ///
+    /// With a caller-chosen `session_id` the start runs at most once on this instance
+    /// and is never reported as "not started" when it may have started:
+    /// - a failure that provably did not take effect ([`HostError::did_not_take_effect`]:
+    ///   refused connection, an answer refusing it, `Busy`) is returned as it is, so a
+    ///   caller may start the session elsewhere;
+    /// - after a failure that may have taken effect (a lost answer) the start is
+    ///   replayed here with the same id: a `Conflict` then means the first attempt
+    ///   started it, which is confirmed with the session's status and answered as
+    ///   started;
+    /// - when the replay cannot reach the instance either, the outcome is unknown and
+    ///   the error says so ([`StartUnconfirmed`] as its source, which
+    ///   `did_not_take_effect` is false for): the session must not be started
+    ///   anywhere else until this instance answers again.
     pub async fn start(
         &self,
         request: &StartRequest,
         cancel: Option<&CancellationToken>,
     ) -> Result<StartResponse, HostError> {
-        let call = || {
+        let call = || -> Result<HostRequest<'_>, HostError> {
             Ok(self
                 .client
                 .post("/training/start")
                 .json(request)?
                 .cancel_opt(cancel))
         };
-        let answer = if request.session_id.is_some() {
-            self.replayable(call).await
-        } else {
-            call()?.idempotent(false).send_json().await
+        let Some(session_id) = &request.session_id else {
+            return call()?.idempotent(false).send_json().await;
         };
-        answer.map_err(name_fastapi_field)
+        let first = match call()?.max_retries(0).send_json().await {
+            Ok(started) => return Ok(started),
+            // Only a lost answer is replayed: a refusal, or the service's own answer
+            // (a 409 here is someone else's session), is final.
+            Err(e) if e.did_not_take_effect() || !e.is_retryable() => return Err(e),
+            Err(e) => e,
+        };
+        tracing::debug!(error = %first, session = %session_id, "start answer lost; replaying with the same id");
+        let retries = self.client.retry_policy().max_retries.max(1);
+        let replay = call()?
+            .idempotent(true)
+            .max_retries(retries - 1)
+            .send_json::<StartResponse>()
+            .await;
+        let unconfirmed = |last: &HostError| HostError::Unavailable {
+            service: SERVICE_NAME.to_owned(),
+            source: Box::new(StartUnconfirmed {
+                session_id: session_id.clone(),
+                first: first.to_string(),
+                last: last.to_string(),
+            }),
+        };
+        match replay {
+            Ok(started) => Ok(started),
+            Err(HostError::Conflict { .. }) => match self.status(session_id, cancel).await {
+                // Our own first attempt started it: the duplicate id proves it.
+                Ok(status) => Ok(StartResponse {
+                    session_id: session_id.clone(),
+                    status: "started".to_owned(),
+                    message: format!(
+                        "started by an earlier attempt whose answer was lost; the session is {}",
+                        status.status
+                    ),
+                    gpu_allocated: status.gpu_usage.is_some(),
+                    estimated_duration_minutes: None,
+                }),
+                Err(e) => Err(unconfirmed(&e)),
+            },
+            // The service answered and refused (busy, bad request): with the duplicate
+            // check ahead of every other, a refusal means the first attempt did not
+            // start it either.
+            Err(e) if e.did_not_take_effect() && !e.never_sent() => Err(e),
+            Err(e) => Err(unconfirmed(&e)),
+        }
     }
 
     /// `POST /training/stop`: stops a running session within one batch, saving the best
@@ -108,7 +174,6 @@ impl TrainingHostClient {
                 .cancel_opt(cancel))
         })
         .await
-        .map_err(name_fastapi_field)
     }
 
     /// `GET /training/status/{id}`.
@@ -118,10 +183,7 @@ impl TrainingHostClient {
         cancel: Option<&CancellationToken>,
     ) -> Result<StatusResponse, HostError> {
         let path = format!("/training/status/{}", path_segment(session_id)?);
-        self.client
-            .get_json(&path, cancel)
-            .await
-            .map_err(name_fastapi_field)
+        self.client.get_json(&path, cancel).await
     }
 
     /// `GET /training/result/{id}`: `BadRequest` while the session has not finished.
@@ -131,10 +193,7 @@ impl TrainingHostClient {
         cancel: Option<&CancellationToken>,
     ) -> Result<ResultResponse, HostError> {
         let path = format!("/training/result/{}", path_segment(session_id)?);
-        self.client
-            .get_json(&path, cancel)
-            .await
-            .map_err(name_fastapi_field)
+        self.client.get_json(&path, cancel).await
     }
 
     /// `GET /training/sessions`: every session, newest first.
@@ -142,10 +201,7 @@ impl TrainingHostClient {
         &self,
         cancel: Option<&CancellationToken>,
     ) -> Result<SessionsResponse, HostError> {
-        self.client
-            .get_json("/training/sessions", cancel)
-            .await
-            .map_err(name_fastapi_field)
+        self.client.get_json("/training/sessions", cancel).await
     }
 
     /// `DELETE /training/sessions/{id}`: forgets a finished session (its model stays).
@@ -163,7 +219,6 @@ impl TrainingHostClient {
             .send_bytes()
             .await
             .map(drop)
-            .map_err(name_fastapi_field)
     }
 
     /// Sends a POST that is safe to repeat but whose repeat answers `Conflict` when the
@@ -235,71 +290,4 @@ fn path_segment(id: &str) -> Result<String, HostError> {
         }
     }
     Ok(out)
-}
-
-/// training-host names the offending key in its error envelope, which
-/// [`HostError::from_upstream`] reads back. A KTRDR (FastAPI) service rejects a
-/// malformed body with 422 `{"detail": [{"loc": ["body", "strategy_yaml"], "msg": ..}]}`,
-/// which arrives as a `BadRequest` without a field and the list as text: name the field
-/// from `loc` and keep the messages.
-fn name_fastapi_field(error: HostError) -> HostError {
-    let HostError::BadRequest {
-        field: None,
-        message,
-    } = &error
-    else {
-        return error;
-    };
-    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(message) else {
-        return error;
-    };
-    let located: Vec<(String, String)> = items
-        .iter()
-        .filter_map(|item| {
-            let loc = item.get("loc")?.as_array()?;
-            let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
-            Some((fastapi_path(loc), msg.to_owned()))
-        })
-        .collect();
-    let Some((field, _)) = located.first() else {
-        return error;
-    };
-    HostError::BadRequest {
-        field: Some(field.clone()),
-        message: located
-            .iter()
-            .map(|(f, m)| format!("{f}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
-}
-
-/// `["body", "symbols", 1]` → `symbols[1]` (the key-path style training-host uses).
-fn fastapi_path(loc: &[Value]) -> String {
-    let mut parts = loc.iter().peekable();
-    if parts
-        .peek()
-        .and_then(|p| p.as_str())
-        .is_some_and(|p| matches!(p, "body" | "query" | "path"))
-    {
-        parts.next();
-    }
-    let mut path = String::new();
-    for part in parts {
-        match part {
-            Value::Number(n) => path.push_str(&format!("[{n}]")),
-            Value::String(s) => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(s);
-            }
-            other => path.push_str(&other.to_string()),
-        }
-    }
-    if path.is_empty() {
-        "body".to_owned()
-    } else {
-        path
-    }
 }

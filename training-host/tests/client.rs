@@ -217,6 +217,16 @@ async fn a_duplicate_session_id_is_a_conflict() {
         Err(HostError::Conflict { message }) => assert!(message.contains("dup"), "{message}"),
         other => panic!("duplicate start: {other:?}"),
     }
+    // A full host still says "exists" for the duplicate, not "busy" (which a gateway
+    // may read as "try another host").
+    let (_full, full) = start_host(1).await;
+    full.start(&request(Some("only"), 5000, true), None)
+        .await
+        .expect("start");
+    match full.start(&request(Some("only"), 2, false), None).await {
+        Err(HostError::Conflict { .. }) => {}
+        other => panic!("duplicate on a full host: {other:?}"),
+    }
     match client.result("dup", None).await {
         Err(HostError::BadRequest { field, message }) => {
             assert_eq!(field.as_deref(), Some("session_id"), "{message}");
@@ -446,17 +456,31 @@ async fn start_is_replayed_only_with_a_caller_chosen_id() {
     assert_eq!(answer.session_id, "mine");
     assert_eq!(script.seen().len(), 2);
 
-    // The first attempt got through but its answer was lost: the replay's 409 says so.
+    // The first attempt got through but its answer was lost: the replay's 409 says the
+    // session exists, and when its status cannot be read either the start is reported
+    // unconfirmed, an error that must not send the session to another host.
     let script = Script::default()
         .then(504, lost.clone())
-        .then(409, json!({ "detail": "session mine already exists" }));
+        .then(409, json!({ "detail": "session mine already exists" }))
+        .then(502, lost.clone());
     let client = script.serve().await;
     match client.start(&request(Some("mine"), 2, false), None).await {
-        Err(HostError::Conflict { message }) => {
-            assert!(message.contains("may have taken effect"), "{message}")
+        Err(e @ HostError::Unavailable { .. }) => {
+            assert!(!e.did_not_take_effect(), "{e:?}");
+            let source = std::error::Error::source(&e).expect("source");
+            let unconfirmed = source
+                .downcast_ref::<training_host::client::StartUnconfirmed>()
+                .expect("StartUnconfirmed");
+            assert_eq!(unconfirmed.session_id, "mine");
         }
         other => panic!("{other:?}"),
     }
+    let seen = script.seen();
+    assert_eq!(seen[..2], ["POST /training/start", "POST /training/start"]);
+    assert!(
+        seen[2..].iter().all(|s| s == "GET /training/status/mine") && seen.len() > 2,
+        "{seen:?}"
+    );
 
     // A full host is answered at once, not waited out (Retry-After: 30 on each try).
     let busy = json!({ "success": false, "detail": "limit",

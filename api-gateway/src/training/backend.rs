@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use host_service_base::{AsyncHostService, HostError};
-use training_host::client::TrainingHostClient;
+use training_host::client::{StartUnconfirmed, TrainingHostClient};
 use training_host::sessions::SessionManager;
 use training_host::sessions::wire::{ResultResponse, StartRequest, StatusResponse, StopResponse};
 use url::Url;
@@ -16,6 +16,22 @@ use crate::pool::{HostPool, member_client};
 pub const TRAINING_HOST: &str = "training-host";
 /// The instance name of in-process sessions.
 pub const IN_PROCESS: &str = "in-process";
+
+/// Where a start put its session.
+#[derive(Debug)]
+pub struct Placed {
+    /// The instance (URL, or `in-process`).
+    pub instance: String,
+    /// Why the start is not confirmed, when its answer was lost and the instance could
+    /// not be asked again: the session may or may not be running there.
+    pub unconfirmed: Option<HostError>,
+}
+
+/// Whether `error` is a start whose outcome is unknown
+/// ([`training_host::client::StartUnconfirmed`]).
+fn is_unconfirmed(error: &HostError) -> bool {
+    std::error::Error::source(error).is_some_and(|s| s.is::<StartUnconfirmed>())
+}
 
 /// Where sessions run.
 #[derive(Debug, Clone)]
@@ -60,17 +76,36 @@ impl Backend {
 
     /// Starts a session (with the caller's `session_id`, so a fail-over can never
     /// start it twice); returns the instance running it.
-    pub async fn start(&self, request: &StartRequest) -> Result<String, HostError> {
+    ///
+    /// The rule against double work: another instance is tried only when the start
+    /// provably did not take effect on this one (the connection was refused, or it
+    /// answered and refused). When the answer was lost and the instance then could not
+    /// be reached, the session may be running there: it is placed on that instance,
+    /// unconfirmed, and never started elsewhere.
+    pub async fn start(&self, request: &StartRequest) -> Result<Placed, HostError> {
         match self {
             Self::Local(sessions) => {
                 sessions.start(request.clone())?;
-                Ok(IN_PROCESS.to_owned())
+                Ok(Placed {
+                    instance: IN_PROCESS.to_owned(),
+                    unconfirmed: None,
+                })
             }
             Self::Host(pool) => {
-                let (member, _) = pool
-                    .call(|m| async move { m.start(request, None).await })
+                let (member, outcome) = pool
+                    .call(|m| async move {
+                        match m.start(request, None).await {
+                            Ok(_) => Ok(None),
+                            // Bound to this instance: not an error the pool may fail over.
+                            Err(e) if is_unconfirmed(&e) => Ok(Some(e)),
+                            Err(e) => Err(e),
+                        }
+                    })
                     .await?;
-                Ok(member.base_url().to_string())
+                Ok(Placed {
+                    instance: member.base_url().to_string(),
+                    unconfirmed: outcome,
+                })
             }
         }
     }

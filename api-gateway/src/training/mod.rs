@@ -12,7 +12,7 @@ pub mod backend;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use host_service_base::HostError;
 use host_service_base::names::{SAFE_NAME, check_safe_name};
@@ -24,7 +24,7 @@ use training_host::strategy::{Overrides, apply_overrides, parse_strategy};
 
 use crate::Origin;
 
-pub use backend::{Backend, IN_PROCESS, TRAINING_HOST};
+pub use backend::{Backend, IN_PROCESS, Placed, TRAINING_HOST};
 
 /// Operation type of a training run.
 pub const TRAINING_OPERATION: &str = "training";
@@ -34,6 +34,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Consecutive failed polls after which the session's host counts as lost (~5 s).
 pub const MAX_POLL_FAILURES: u32 = 25;
+/// How long a session whose start is unconfirmed waits for its instance to answer.
+pub const UNCONFIRMED_PATIENCE: Duration = Duration::from_secs(600);
 
 /// `POST /api/v1/trainings/start`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -195,7 +197,10 @@ impl TrainingManager {
             start_date: request.start_date.clone(),
             end_date: request.end_date.clone(),
         };
-        let instance = self.inner.backend.start(&start).await?;
+        let Placed {
+            instance,
+            unconfirmed,
+        } = self.inner.backend.start(&start).await?;
         let metadata = json!({
             "strategy": strategy.name,
             "symbols": strategy.training_data.symbols.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -204,6 +209,7 @@ impl TrainingManager {
             "instance": instance,
             "session_id": task_id,
             "correlation_id": correlation_id,
+            "start_confirmed": unconfirmed.is_none(),
         });
         let handle = match self
             .inner
@@ -217,9 +223,13 @@ impl TrainingManager {
                 return Err(e);
             }
         };
+        if let Some(why) = &unconfirmed {
+            tracing::warn!(session = %task_id, %instance, error = %why, "training start not confirmed; waiting for the instance, not starting it elsewhere");
+        }
         let manager = self.clone();
+        let unconfirmed = unconfirmed.map(|e| e.to_string());
         self.inner.ops.tracker().spawn(async move {
-            manager.mirror(handle, instance).await;
+            manager.mirror(handle, instance, unconfirmed).await;
         });
         Ok(task_id)
     }
@@ -258,12 +268,27 @@ impl TrainingManager {
         }
     }
 
-    /// Follows one session until it ends or the operation is cancelled.
-    async fn mirror(&self, handle: OperationHandle, instance: String) {
+    /// Follows one session until it ends or the operation is cancelled. With
+    /// `unconfirmed` (the start's answer was lost and the instance unreachable), the
+    /// operation says so and waits up to [`UNCONFIRMED_PATIENCE`] for the instance to
+    /// answer: it then either knows the session (followed as usual) or does not (the
+    /// start never took effect; the operation fails saying nothing ran).
+    async fn mirror(&self, handle: OperationHandle, instance: String, unconfirmed: Option<String>) {
         let token = handle.token();
         let session = handle.id().to_owned();
         let backend = &self.inner.backend;
         handle.start();
+        let mut unconfirmed_since = unconfirmed.map(|why| {
+            let note = format!(
+                "start not confirmed: {why}; waiting for {TRAINING_HOST} at {instance} to answer (the session is not started anywhere else)"
+            );
+            handle.progress(|p| {
+                p.current_step = Some("start not confirmed".to_owned());
+                p.message = Some(note.clone());
+            });
+            handle.warn(note);
+            Instant::now()
+        });
         let mut failures = 0u32;
         let mut last_progress = None;
         loop {
@@ -280,12 +305,33 @@ impl TrainingManager {
                 () = tokio::time::sleep(POLL_INTERVAL) => {}
             }
             let status = match backend.status(&instance, &session).await {
-                Ok(status) => status,
+                Ok(status) => {
+                    if unconfirmed_since.take().is_some() {
+                        tracing::info!(%session, %instance, "training start confirmed: the instance knows the session");
+                    }
+                    status
+                }
+                Err(HostError::NotFound { .. }) if unconfirmed_since.is_some() => {
+                    handle.fail(format!(
+                        "the start never took effect on {TRAINING_HOST} at {instance}: it answered again and does not know session {session} (it never received the start, or the session was removed there); start the training again"
+                    ));
+                    return;
+                }
                 Err(HostError::NotFound { .. }) => {
                     handle.fail(format!(
                         "{TRAINING_HOST} at {instance} no longer knows session {session}"
                     ));
                     return;
+                }
+                Err(e) if unconfirmed_since.is_some() => {
+                    if unconfirmed_since.is_some_and(|t| t.elapsed() >= UNCONFIRMED_PATIENCE) {
+                        handle.fail(format!(
+                            "{TRAINING_HOST} at {instance} did not answer for {} after a start whose answer was lost ({e}); whether session {session} runs there is unknown, and it was not started elsewhere",
+                            humantime::format_duration(UNCONFIRMED_PATIENCE)
+                        ));
+                        return;
+                    }
+                    continue;
                 }
                 Err(e) => {
                     failures += 1;

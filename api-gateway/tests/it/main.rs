@@ -9,6 +9,7 @@ mod cli_watch;
 mod commands;
 mod data;
 mod events;
+mod exactly_once;
 mod socketio;
 mod stream;
 mod support;

@@ -20,7 +20,7 @@ use crate::support::{
 };
 
 /// A training-host router over `data_dir` on 127.0.0.1:0.
-async fn training_host(data_dir: &Path, models_dir: &Path) -> Running {
+pub(crate) async fn training_host(data_dir: &Path, models_dir: &Path) -> Running {
     let sessions = SessionManager::new(
         Operations::in_memory(),
         Arc::new(LocalProvider::new(Store::new(data_dir, StoreFormat::Csv))),
@@ -57,7 +57,7 @@ async fn gateway_on_training_host(dirs: &Dirs) -> (Running, tempfile::TempDir, R
     (host, host_models, gw)
 }
 
-async fn start_training(base: &str, body: &Value) -> (String, Value) {
+pub(crate) async fn start_training(base: &str, body: &Value) -> (String, Value) {
     let (status, answer) = post(&http(), &format!("{base}/api/v1/trainings/start"), body).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["success"], true);

@@ -100,7 +100,7 @@ impl Rejected {
             kind: kind.to_owned(),
         };
         let error = HostError::BadRequest {
-            field: Some(issue.field().unwrap_or_else(|| where_of(&issue)).to_owned()),
+            field: Some(issue.field().unwrap_or_else(|| where_of(&issue).to_owned())),
             message,
         };
         match style {

@@ -308,6 +308,67 @@ async fn an_answer_over_the_buffer_cap_is_refused_not_read_whole() {
 }
 
 #[tokio::test]
+async fn errors_say_whether_the_call_may_have_taken_effect() {
+    let no_retries = |addr: std::net::SocketAddr| {
+        host_service_base::HostClient::builder("test-service", &format!("http://{addr}"))
+            .expect("base url")
+            .retry(host_service_base::client::RetryPolicy::none())
+            .timeout(Duration::from_millis(300))
+            .build()
+            .expect("client")
+    };
+    // Nothing listens: the request never left.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let err = no_retries(addr)
+        .post("/start")
+        .send_bytes()
+        .await
+        .expect_err("refused");
+    assert!(err.did_not_take_effect(), "refused: {err:?}");
+
+    // The service read the request and hung up without answering: it may have acted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            drop(socket);
+        }
+    });
+    let err = no_retries(addr)
+        .post("/start")
+        .send_bytes()
+        .await
+        .expect_err("hung up");
+    assert!(matches!(err, HostError::Unavailable { .. }), "{err:?}");
+    assert!(!err.did_not_take_effect(), "hung up after sending: {err:?}");
+
+    // It answered 503: it refused. It answered too late: it may have acted.
+    let hits = Hits::default();
+    let addr = spawn_router(flaky_router(hits, usize::MAX)).await;
+    let err = no_retries(addr)
+        .get("/thing")
+        .send_bytes()
+        .await
+        .expect_err("503");
+    assert!(err.did_not_take_effect(), "503: {err:?}");
+    let addr = spawn_router(slow_post_router(Hits::default())).await;
+    let err = no_retries(addr)
+        .post("/start")
+        .send_bytes()
+        .await
+        .expect_err("slow");
+    assert!(matches!(err, HostError::Timeout { .. }), "{err:?}");
+    assert!(!err.did_not_take_effect(), "timed out: {err:?}");
+}
+
+#[tokio::test]
 async fn post_that_never_connected_is_retried() {
     // Reserve a port, free it, and only start listening there after the first attempt
     // has been refused: the retry reaches the server, exactly once.

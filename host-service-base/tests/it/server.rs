@@ -217,7 +217,7 @@ async fn fastapi_style_answers_malformed_requests_with_422_and_a_detail_list() {
             r#"{"owner": "x", "orders": [{"symbol": "A", "qty": 1}, {"symbol": "B", "qty": "two"}]}"#,
             json!(["body", "orders", 1, "qty"]),
             "int_type",
-            "qty",
+            "orders[1].qty",
         ),
         (
             r#"{"owner": 5, "orders": []}"#,
@@ -315,7 +315,7 @@ async fn fastapi_style_answers_malformed_requests_with_422_and_a_detail_list() {
     match error {
         HostError::BadRequest { field, message } => {
             assert_eq!(field.as_deref(), Some("strategy_yaml"));
-            assert_eq!(message, "body.strategy_yaml: Field required");
+            assert_eq!(message, "strategy_yaml: Field required");
         }
         other => panic!("{other:?}"),
     }

@@ -154,6 +154,16 @@ impl SessionManager {
                 .admission
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            // A duplicate id first: a replayed start whose first attempt took the last
+            // slot must hear "already exists" (it is running), not "busy", which a
+            // caller may read as "not started here, try another host".
+            if let Some(id) = &request.session_id
+                && self.inner.ops.get(id).is_some()
+            {
+                return Err(HostError::Conflict {
+                    message: format!("session {id} already exists"),
+                });
+            }
             let active = self.active();
             if active >= self.inner.config.max_sessions {
                 return Err(HostError::Busy {
