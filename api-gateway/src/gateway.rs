@@ -51,6 +51,8 @@ pub struct GatewaySettings {
     pub max_sessions: usize,
     /// How long finished operations are kept before they are pruned.
     pub operations_retention: Duration,
+    /// Longest a load waits for a lost upstream link before it fails.
+    pub load_reconnect_wait: Duration,
     /// Event sinks and throttling.
     pub events: EventSettings,
     /// The commands consumer (`KAFKA_COMMANDS_TOPIC`); `None` consumes nothing.
@@ -69,6 +71,7 @@ impl GatewaySettings {
             ib: IbConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 4002)), 2),
             max_sessions: 2,
             operations_retention: OperationsConfig::default().retention,
+            load_reconnect_wait: crate::data::DEFAULT_RECONNECT_WAIT,
             events: EventSettings::off(),
             commands: None,
         }
@@ -162,7 +165,12 @@ impl Gateway {
             }
             ServiceMode::Local => (Arc::new(IbProvider::new(settings.ib.clone())), None),
         };
-        let data = DataManager::new(store.clone(), provider, ops.clone());
+        let data = DataManager::with_reconnect_wait(
+            store.clone(),
+            provider,
+            ops.clone(),
+            settings.load_reconnect_wait,
+        );
 
         let backend = match &settings.config.training {
             ServiceMode::Host(urls) => Backend::host(urls)?,

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the /api/v1 API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Exit 0 when the gateway at --url answers /health healthy (for container healthchecks).
     Healthcheck {
         /// Base URL of the gateway.
@@ -33,7 +33,7 @@ enum Command {
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Healthcheck { url } => healthcheck_exit(api_gateway::SERVICE_NAME, &url).await,
-        Command::Serve(args) => match serve::run(args).await {
+        Command::Serve(args) => match serve::run(*args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

@@ -51,7 +51,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole system in this process (the gateway with in-process data and
     /// training, on the bundled sample data by default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Health of the gateway and the services behind it.
     Health,
     /// Market data in the gateway's store.

@@ -30,7 +30,7 @@ fn exit_code_of<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Serve(args) = cli.command {
-        return match serve::run(args).await {
+        return match serve::run(*args).await {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => {
                 eprintln!("hostbridge: shutdown deadline passed with work still running");

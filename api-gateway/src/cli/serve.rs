@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// How long a finished operation is kept (memory and state file): 24h, 7days, 90m.
     #[arg(long, env = "OPERATIONS_RETENTION", default_value = "24h", value_parser = parse_retention)]
     pub operations_retention: Duration,
+    /// Longest a load waits for a lost IB Gateway link (or every data-host) to return
+    /// before it fails; it then resumes at the segment it was on.
+    #[arg(long, env = "LOAD_RECONNECT_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub load_reconnect_wait: Duration,
 }
 
 /// Why `serve` stopped with an error.
@@ -107,6 +111,7 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
         },
         max_sessions: usize::from(args.max_sessions),
         operations_retention: args.operations_retention,
+        load_reconnect_wait: args.load_reconnect_wait,
         events,
         commands,
         ..GatewaySettings::new(

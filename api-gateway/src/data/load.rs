@@ -10,8 +10,8 @@ use data_host::bars::timestamps_ms;
 use data_host::ib::segment::split;
 use data_host::provider::{BarsRequest, DataError};
 use data_host::store::{Coverage, MergeReport};
-use host_service_base::CancellationToken;
 use host_service_base::operations::OperationHandle;
+use host_service_base::{CancellationToken, HostError};
 use polars::prelude::DataFrame;
 use serde_json::json;
 
@@ -137,9 +137,30 @@ impl DataManager {
                 spec.instrument_type,
             )
             .map_err(|e| e.to_string())?;
-            let fetched = self
-                .fetch_reporting_waits(handle, &request, token, (i + 1, total))
-                .await;
+            let mut outages = 0;
+            let fetched = loop {
+                let result = self
+                    .fetch_reporting_waits(handle, &request, token, (i + 1, total))
+                    .await;
+                match result {
+                    // A short outage must not kill a long load: wait for the link and
+                    // fetch this segment again; a flapping link gives up in time.
+                    Err(e) if link_lost(&e) && outages < MAX_OUTAGES_PER_SEGMENT => {
+                        outages += 1;
+                        if let Err(still_down) =
+                            self.wait_for_link(handle, token, &e, (i + 1, total)).await
+                        {
+                            let kept = if merged.added > 0 {
+                                format!("; {} bar(s) fetched before it are stored", merged.added)
+                            } else {
+                                String::new()
+                            };
+                            return Err(format!("{step} failed: {still_down}{kept}"));
+                        }
+                    }
+                    other => break other,
+                }
+            };
             match fetched {
                 Ok(frame) => {
                     let rows = frame.height();
@@ -270,6 +291,76 @@ impl DataManager {
 
 /// How often a segment's wait is reported in its progress.
 const WAIT_REPORT: Duration = Duration::from_secs(1);
+
+/// Default longest wait of a load for its lost upstream link (IB Gateway, or every
+/// data-host) to return; IB Gateway's nightly restart takes about a minute.
+pub const DEFAULT_RECONNECT_WAIT: Duration = Duration::from_secs(120);
+
+/// Outages one segment may sit out before the load gives up on a flapping link.
+const MAX_OUTAGES_PER_SEGMENT: u32 = 5;
+
+/// Whether `e` says the upstream link is down (not that this request was bad): the IB
+/// Gateway connection, or no data-host reachable.
+fn link_lost(e: &DataError) -> bool {
+    matches!(
+        e,
+        DataError::Connectivity(_) | DataError::Host(HostError::Unavailable { .. })
+    )
+}
+
+impl DataManager {
+    /// Waits, bounded by the manager's reconnect wait, for the provider to be ready
+    /// again, saying so in the operation's progress every second. `Err` says why the
+    /// load ends: the link stayed down, naming where it looked.
+    async fn wait_for_link(
+        &self,
+        handle: &OperationHandle,
+        token: &CancellationToken,
+        lost: &DataError,
+        (segment, total): (usize, usize),
+    ) -> Result<(), String> {
+        let provider = &self.inner.provider;
+        let bound = self.inner.reconnect_wait;
+        let started = tokio::time::Instant::now();
+        tracing::warn!(error = %lost, segment, total, "load waiting for its upstream link to return");
+        loop {
+            let why = match provider.status().ready() {
+                Ok(()) => {
+                    tracing::info!(
+                        waited_s = started.elapsed().as_secs(),
+                        segment,
+                        "link back; resuming the load"
+                    );
+                    return Ok(());
+                }
+                Err(why) => why,
+            };
+            let waited = started.elapsed();
+            if waited >= bound {
+                return Err(format!(
+                    "{} ({why}); waited {} for it to return",
+                    describe(provider.name(), lost),
+                    humantime::format_duration(Duration::from_secs(waited.as_secs()))
+                ));
+            }
+            handle.progress(|p| {
+                p.current_step = Some(format!(
+                    "link lost: waiting {} s of at most {} s for {} to return, then resuming at segment {segment} of {total}",
+                    waited.as_secs(),
+                    bound.as_secs(),
+                    provider.name()
+                ));
+                p.context["waiting_for"] = json!("reconnect");
+                p.context["waiting_seconds"] = json!(waited.as_secs());
+                p.context["link_error"] = json!(why);
+            });
+            tokio::select! {
+                () = token.cancelled() => return Err("cancelled".into()),
+                () = tokio::time::sleep(WAIT_REPORT.min(bound.saturating_sub(waited))) => {}
+            }
+        }
+    }
+}
 
 /// `{start, end}` of what was merged, or null.
 fn range_json(range: Option<(DateTime<Utc>, DateTime<Utc>)>) -> serde_json::Value {

@@ -21,12 +21,13 @@ mod testing;
 mod validation;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use data_host::provider::DataProvider;
 use data_host::store::Store;
 use host_service_base::operations::Operations;
 
-pub use load::default_lookback;
+pub use load::{DEFAULT_RECONNECT_WAIT, default_lookback};
 pub use plan::{FetchRange, LoadMode};
 pub use store_io::StoredSeries;
 pub use validation::{
@@ -49,6 +50,8 @@ struct Inner {
     ops: Operations,
     /// Serialises "is a load of this series running?" with starting one.
     admission: Mutex<()>,
+    /// Longest a load waits for a lost upstream link to return before it fails.
+    reconnect_wait: Duration,
 }
 
 impl std::fmt::Debug for Inner {
@@ -61,14 +64,27 @@ impl std::fmt::Debug for Inner {
 }
 
 impl DataManager {
-    /// Loads into `store` from `provider`, tracking loads in `ops`.
+    /// Loads into `store` from `provider`, tracking loads in `ops`; a load waits up to
+    /// [`DEFAULT_RECONNECT_WAIT`] for a lost link.
     pub fn new(store: Store, provider: Arc<dyn DataProvider>, ops: Operations) -> Self {
+        Self::with_reconnect_wait(store, provider, ops, DEFAULT_RECONNECT_WAIT)
+    }
+
+    /// As [`new`](Self::new), a load waiting up to `reconnect_wait` for its upstream
+    /// (IB Gateway, or every data-host) to come back before it fails.
+    pub fn with_reconnect_wait(
+        store: Store,
+        provider: Arc<dyn DataProvider>,
+        ops: Operations,
+        reconnect_wait: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 provider,
                 ops,
                 admission: Mutex::new(()),
+                reconnect_wait,
             }),
         }
     }

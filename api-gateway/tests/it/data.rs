@@ -13,8 +13,11 @@ use data_host::{InstrumentType, Symbol, Timeframe};
 use host_service_base::CancellationToken;
 use serde_json::{Value, json};
 
+use data_host::sim::SimHandle;
+
 use crate::support::{
-    Dirs, data_host, data_host_over, gateway, get, http, post, simulator, wait_for, wait_terminal,
+    Dirs, data_host, data_host_over, gateway, get, http, post, simulator, simulator_at, wait_for,
+    wait_terminal,
 };
 
 fn stored_rows(dir: &std::path::Path, symbol: &str, timeframe: Timeframe) -> usize {
@@ -251,6 +254,112 @@ async fn cancelling_a_load_cancels_the_ib_request_and_keeps_what_was_stored() {
     );
 }
 
+/// Gateway settings whose in-process IB provider talks to `sim` and notices a lost or
+/// returning IB Gateway within a fraction of a second.
+fn quick_ib(dirs: &Dirs, sim: &SimHandle, client_id: i32) -> api_gateway::GatewaySettings {
+    let mut settings = dirs.settings(GatewayConfig::default());
+    let mut ib = data_host::ib::IbConfig::new(sim.addr(), client_id);
+    ib.reconnect_min = Duration::from_millis(50);
+    ib.reconnect_max = Duration::from_millis(300);
+    ib.heartbeat = Duration::from_millis(200);
+    settings.ib = ib;
+    settings
+}
+
+/// Waits until the load's progress says it is waiting for its link.
+async fn until_waiting_for_the_link(base: &str, id: &str) -> Value {
+    wait_for(&http(), base, id, |op| {
+        op["progress"]["context"]["waiting_for"] == "reconnect" || op["status"] != "running"
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_short_ib_outage_pauses_a_load_which_resumes_at_its_segment() {
+    let sim = simulator(Duration::from_millis(400)).await;
+    let addr = sim.addr();
+    let dirs = Dirs::empty();
+    let (gw, _) = gateway(quick_ib(&dirs, &sim, 31)).await;
+    let (start, end) = ("2025-01-01T00:00:00Z", "2025-06-01T00:00:00Z");
+    let id = start_load(
+        &gw.base,
+        &json!({"symbol": "AAPL", "timeframe": "1h", "mode": "full", "start_date": start, "end_date": end}),
+    )
+    .await;
+    // The IB Gateway goes away while the second segment is in flight.
+    wait_for(&http(), &gw.base, &id, |op| {
+        op["progress"]["steps_completed"].as_u64() >= Some(1)
+    })
+    .await;
+    sim.shutdown().await;
+    let waiting = until_waiting_for_the_link(&gw.base, &id).await;
+    assert_eq!(waiting["status"], "running", "{waiting}");
+    let step = waiting["progress"]["current_step"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        step.contains("link lost") && step.contains("resuming at segment"),
+        "{step}"
+    );
+    let at = waiting["progress"]["steps_completed"]
+        .as_u64()
+        .expect("steps");
+
+    // It comes back where it was; the load resumes at the segment it was on.
+    let back = simulator_at(addr, Duration::ZERO).await;
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "completed", "{op}");
+    let r = &op["result_summary"];
+    assert_eq!(r["segments_failed"], 0, "{r}");
+    let expected = sample_rows(start, end);
+    assert_eq!(r["bars_added"], expected, "{r}");
+    assert_eq!(
+        stored_rows(dirs.data.path(), "AAPL", Timeframe::H1),
+        expected
+    );
+    // Segments finished before the outage were not fetched again.
+    let total = r["segments_total"].as_u64().expect("total");
+    assert_eq!(
+        back.stats().historical_requests as u64,
+        total - at,
+        "resumed at segment {} of {total}",
+        at + 1
+    );
+}
+
+#[tokio::test]
+async fn an_ib_outage_longer_than_the_bound_fails_the_load_naming_the_gateway() {
+    let sim = simulator(Duration::from_millis(400)).await;
+    let addr = sim.addr();
+    let dirs = Dirs::empty();
+    let mut settings = quick_ib(&dirs, &sim, 32);
+    settings.load_reconnect_wait = Duration::from_secs(2);
+    let (gw, _) = gateway(settings).await;
+    let id = start_load(
+        &gw.base,
+        &json!({"symbol": "AAPL", "timeframe": "1h", "mode": "full", "start_date": "2025-01-01", "end_date": "2025-06-01"}),
+    )
+    .await;
+    wait_for(&http(), &gw.base, &id, |op| {
+        op["progress"]["steps_completed"].as_u64() >= Some(1)
+    })
+    .await;
+    sim.shutdown().await;
+    let op = wait_terminal(&http(), &gw.base, &id).await;
+    assert_eq!(op["status"], "failed", "{op}");
+    let message = op["error_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&addr.to_string()),
+        "names the gateway: {message}"
+    );
+    assert!(message.contains("waited 2s"), "{message}");
+    assert!(
+        message.contains("are stored"),
+        "says what was kept: {message}"
+    );
+    assert!(stored_rows(dirs.data.path(), "AAPL", Timeframe::H1) > 0);
+}
+
 #[tokio::test]
 async fn a_data_host_dying_mid_load_fails_the_load_naming_it() {
     let sim = simulator(Duration::from_millis(1500)).await;
@@ -260,7 +369,10 @@ async fn a_data_host_dying_mid_load_fails_the_load_naming_it() {
         data: ServiceMode::Host(vec![host.base.parse().expect("url")]),
         ..GatewayConfig::default()
     };
-    let (gw, _) = gateway(dirs.settings(config)).await;
+    let mut settings = dirs.settings(config);
+    // A load waits this long for a data-host to come back before it fails.
+    settings.load_reconnect_wait = Duration::from_secs(2);
+    let (gw, _) = gateway(settings).await;
     let id = start_load(
         &gw.base,
         &json!({"symbol": "AAPL", "timeframe": "1h", "mode": "full", "start_date": "2025-01-01", "end_date": "2025-06-01"}),
@@ -277,6 +389,10 @@ async fn a_data_host_dying_mid_load_fails_the_load_naming_it() {
     assert_eq!(op["status"], "failed", "{op}");
     let message = op["error_message"].as_str().unwrap_or_default();
     assert!(message.contains("data-host"), "names data-host: {message}");
+    assert!(
+        message.contains("waited 2s"),
+        "says how long it waited: {message}"
+    );
 
     // Health says which service is down; other routes keep answering.
     let mut health = Value::Null;

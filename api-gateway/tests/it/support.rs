@@ -31,10 +31,15 @@ pub(crate) fn sample_copy() -> tempfile::TempDir {
 
 /// The IB Gateway simulator serving the sample bars, answering after `delay`.
 pub(crate) async fn simulator(delay: Duration) -> SimHandle {
+    simulator_at("127.0.0.1:0".parse().expect("addr"), delay).await
+}
+
+/// [`simulator`] on a given address (an IB Gateway coming back where it was).
+pub(crate) async fn simulator_at(addr: std::net::SocketAddr, delay: Duration) -> SimHandle {
     let source = StoreBarSource::new(Store::new(repo().join("data"), StoreFormat::Csv));
     let mut config = SimConfig::new(Arc::new(source));
     config.response_delay = delay;
-    Simulator::bind("127.0.0.1:0", config)
+    Simulator::bind(addr, config)
         .await
         .expect("simulator binds")
 }
