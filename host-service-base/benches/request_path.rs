@@ -7,6 +7,8 @@
 //! `cargo bench -p host-service-base --bench request_path` (`-- --secs N` per row).
 //! The load generator shares the two cores with the server: every row pays that alike.
 
+mod support;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -154,18 +156,8 @@ async fn load(name: &'static str, addr: SocketAddr, connections: usize, secs: f6
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let secs = args
-        .iter()
-        .position(|a| a == "--secs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(3.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let secs = support::secs_arg(3.0);
+    let runtime = support::two_worker_runtime();
     runtime.block_on(async move {
         // As services run: a subscriber at info (spans on), the Prometheus recorder.
         let _ = tracing_subscriber::fmt()

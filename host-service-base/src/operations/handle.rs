@@ -14,6 +14,7 @@ use super::model::{
     OperationEvent, OperationEventKind, OperationInfo, OperationProgress, OperationStatus,
 };
 use super::registry::Shared;
+use super::writer::Ticket;
 
 /// Locks a mutex, recovering from poisoning: the data behind our locks is always left
 /// consistent (every update is a plain field assignment), so a panic elsewhere must not
@@ -51,10 +52,10 @@ impl EntryState {
 pub(crate) struct Entry {
     state: Mutex<EntryState>,
     pub(crate) token: CancellationToken,
-    /// `seq` of the newest state written to the store. Writes happen outside `state`
-    /// (readers never wait on the disk); this lock orders them, and a write older than
-    /// the stored one is skipped.
-    persisted_seq: Mutex<Option<u64>>,
+    /// `seq` of the newest state queued for the store. States are queued outside
+    /// `state` (readers never wait on the store); this lock orders them, and a state
+    /// older than the queued one is dropped, so the store never goes back in time.
+    queued: Mutex<Option<(u64, Ticket)>>,
 }
 
 impl Entry {
@@ -66,7 +67,7 @@ impl Entry {
                 last_progress_persist: None,
             }),
             token,
-            persisted_seq: Mutex::new(None),
+            queued: Mutex::new(None),
         }
     }
 
@@ -78,14 +79,18 @@ impl Entry {
         self.lock().info.clone()
     }
 
-    /// Runs `write` unless a state at least as new as `seq` was already written.
-    pub(crate) fn write_if_newer(&self, seq: u64, write: impl FnOnce() -> bool) {
-        let mut persisted = lock(&self.persisted_seq);
-        if persisted.is_some_and(|p| p >= seq) {
-            return;
-        }
-        if write() {
-            *persisted = Some(seq);
+    /// Runs `queue` unless a state at least as new as `seq` was already queued; returns
+    /// the ticket of the newest queued state, which holds this change either way. The
+    /// lock is held while queueing, so two threads cannot queue out of order.
+    pub(crate) fn queue_if_newer(&self, seq: u64, queue: impl FnOnce() -> Ticket) -> Ticket {
+        let mut queued = lock(&self.queued);
+        match *queued {
+            Some((newest, ticket)) if newest >= seq => ticket,
+            _ => {
+                let ticket = queue();
+                *queued = Some((seq, ticket));
+                ticket
+            }
         }
     }
 }
@@ -100,12 +105,14 @@ enum Change {
 
 /// The handle of one operation, held by the code doing the work. Cheap to clone.
 ///
-/// Every method is synchronous and cheap, so it can be called from async code and from
-/// `spawn_blocking` loops alike. Status changes are written to the store before the
-/// method returns (one redb commit, milliseconds); progress is written at most once per
-/// `progress_persist_interval`. A store failure is logged and the in-memory state stays
-/// authoritative. Once the operation is terminal, every update is ignored and returns
-/// `false`: a `complete()` after a cancel cannot overwrite `cancelled`.
+/// Every method is synchronous, so it can be called from async code and from
+/// `spawn_blocking` loops alike. Status changes are committed to the store before the
+/// method returns (the store's writer thread commits; on a Tokio worker the wait is a
+/// `block_in_place`, so other tasks keep running); progress is queued for that thread
+/// at most once per `progress_persist_interval` and the method returns at once. A store
+/// failure is logged and the in-memory state stays authoritative. Once the operation is
+/// terminal, every update is ignored and returns `false`: a `complete()` after a cancel
+/// cannot overwrite `cancelled`.
 #[derive(Clone)]
 pub struct OperationHandle {
     pub(crate) shared: Arc<Shared>,
@@ -276,7 +283,8 @@ impl OperationHandle {
             }
         };
         if let Some(info) = to_write {
-            self.shared.persist(&self.entry, seq, &info);
+            self.shared
+                .persist(&self.entry, seq, info, change == Change::Status);
         }
         true
     }

@@ -9,8 +9,10 @@
 //!
 //! Why it is persisted: a client holding an operation id must get a truthful answer
 //! even after the service restarted. Every operation is written to a redb file
-//! ([`OperationsConfig::store_path`]); status changes are written through at once and
-//! progress at most once per [`OperationsConfig::progress_persist_interval`]. On open,
+//! ([`OperationsConfig::store_path`]) by one writer thread that coalesces what arrives
+//! during a commit, so no async thread runs a commit; a status change returns once it
+//! is committed, progress is queued at most once per
+//! [`OperationsConfig::progress_persist_interval`] and never waited for. On open,
 //! finished operations come back exactly as they were, and those that were pending or
 //! running (the process died under them) come back `failed` with the message
 //! [`INTERRUPTED_BY_RESTART`], never stuck `running`. Finished operations are kept for
@@ -41,8 +43,9 @@
 //! ```
 //!
 //! Files: `model` (wire types), `config`, `registry` ([`Operations`]), `handle`
-//! ([`OperationHandle`]), `tasks` (spawn, wait), `prune` (retention), `store` (redb), `events` (broadcast and
-//! SSE), `api` (routes), `error`.
+//! ([`OperationHandle`]), `tasks` (spawn, wait), `prune` (retention), `store` (redb),
+//! `writer` (the store's commit thread), `events` (broadcast and SSE), `api` (routes),
+//! `error`.
 
 mod api;
 mod config;
@@ -54,6 +57,7 @@ mod prune;
 mod registry;
 mod store;
 mod tasks;
+mod writer;
 
 pub use api::{
     CancelData, CancelRequest, CancelResponse, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT,

@@ -34,10 +34,12 @@ impl Operations {
             }
             expired
         };
+        // Queued, not waited for: the pruner runs on an async thread, and a pruned
+        // row that survives a crash is pruned again at the next open.
         if let Some(store) = &self.shared.store
-            && let Err(error) = store.remove(&removed)
+            && !removed.is_empty()
         {
-            tracing::error!(%error, "could not remove pruned operations from the store");
+            store.queue_remove(&removed);
         }
         if !removed.is_empty() {
             tracing::debug!(count = removed.len(), "pruned finished operations");
@@ -66,10 +68,9 @@ impl Operations {
             entries.remove(id);
             info
         };
-        if let Some(store) = &self.shared.store
-            && let Err(error) = store.remove(std::slice::from_ref(&info.operation_id))
-        {
-            tracing::error!(%error, operation_id = %id, "could not remove operation from the store");
+        // Waited for: a client told "removed" must not see it again after a restart.
+        if let Some(store) = &self.shared.store {
+            store.wait(store.queue_remove(std::slice::from_ref(&info.operation_id)));
         }
         Ok(info)
     }

@@ -41,19 +41,18 @@ impl Shared {
         self.store.is_some()
     }
 
-    /// Writes `info` (the state after change `seq`) to the store, unless a newer state
-    /// is already there. Called without the entry lock held. This is a blocking redb
-    /// commit of a few milliseconds, done inline: status changes are rare and progress
-    /// writes are throttled, so a `spawn_blocking` hop would cost more than it saves.
-    pub(crate) fn persist(&self, entry: &Entry, seq: u64, info: &OperationInfo) {
+    /// Queues `info` (the state after change `seq`) for the store's writer thread,
+    /// unless a newer state is already queued, and with `durable` waits until this
+    /// state or the newer one is committed (see [`Store::wait`]: the runtime keeps
+    /// serving meanwhile). Called without the entry lock held. Progress passes
+    /// `durable: false`: it is coalesced and written in the background, so a burst of
+    /// writers costs few commits.
+    pub(crate) fn persist(&self, entry: &Entry, seq: u64, info: OperationInfo, durable: bool) {
         let Some(store) = &self.store else { return };
-        entry.write_if_newer(seq, || match store.put(info) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(%error, operation_id = %info.operation_id, "could not persist operation");
-                false
-            }
-        });
+        let ticket = entry.queue_if_newer(seq, || store.queue_put(info));
+        if durable {
+            store.wait(ticket);
+        }
     }
 
     fn read(&self) -> RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
@@ -192,6 +191,12 @@ impl Operations {
         self.shared.store.as_ref().map(Store::path)
     }
 
+    /// Commits the store's writer thread made since the open (`None` in memory): how
+    /// far it coalesced, against the number of changes that asked to be written.
+    pub fn store_commits(&self) -> Option<u64> {
+        self.shared.store.as_ref().map(Store::commits)
+    }
+
     /// Registers a new `pending` operation and persists it. A `null` metadata becomes
     /// `{}`. The id is `op_{type}_{YYYYmmdd_HHMMSS}_{8 hex}`.
     pub fn create(&self, operation_type: impl Into<String>, metadata: Value) -> OperationHandle {
@@ -272,8 +277,9 @@ impl Operations {
         entries.insert(id, entry.clone());
         drop(entries);
         // Outside the map lock; `persist` skips this write if a faster change (a cancel
-        // from another thread) already stored a newer state.
-        self.shared.persist(&entry, 0, &info);
+        // from another thread) already queued a newer state. Durable before the id is
+        // handed out: a client holding it must find the operation after a restart.
+        self.shared.persist(&entry, 0, info, true);
         OperationHandle::new(self.shared.clone(), entry)
     }
 

@@ -3,13 +3,17 @@
 //! redb takes an exclusive lock on the file, so only one process (and one
 //! [`Operations`](super::Operations)) can have a given store open; a second open fails
 //! with [`OperationsError::Open`]. Every commit is durable (fsync) when it returns.
+//! Once open, writes go through the store's writer thread ([`super::writer`]), never
+//! through the thread that changed the operation.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::error::OperationsError;
 use super::model::OperationInfo;
+use super::writer::{Ticket, Writer};
 
 const OPERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("operations");
 
@@ -19,8 +23,9 @@ const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The redb-backed store of one registry.
 pub(crate) struct Store {
-    db: Database,
+    db: Arc<Database>,
     path: PathBuf,
+    writer: Writer,
 }
 
 impl std::fmt::Debug for Store {
@@ -51,9 +56,14 @@ impl Store {
         let txn = db.begin_write().map_err(OperationsError::store)?;
         txn.open_table(OPERATIONS).map_err(OperationsError::store)?;
         txn.commit().map_err(OperationsError::store)?;
+        let db = Arc::new(db);
+        // The thread could not start (out of threads): an I/O failure of the store.
+        let writer = Writer::start(db.clone(), path.display().to_string())
+            .map_err(|e| OperationsError::store(redb::StorageError::Io(e)))?;
         Ok(Self {
             db,
             path: path.to_owned(),
+            writer,
         })
     }
 
@@ -62,60 +72,41 @@ impl Store {
         &self.path
     }
 
-    /// Writes (inserts or replaces) one operation.
-    pub(crate) fn put(&self, info: &OperationInfo) -> Result<(), OperationsError> {
-        self.put_all(std::slice::from_ref(info))
-    }
-
-    /// Writes several operations in one transaction: all or none.
+    /// Writes several operations in one transaction, now, on this thread: all or
+    /// none. Only for the open, before anything else writes.
     pub(crate) fn put_all(&self, infos: &[OperationInfo]) -> Result<(), OperationsError> {
-        if infos.is_empty() {
-            return Ok(());
-        }
-        let rows = infos
-            .iter()
-            .map(|info| {
-                serde_json::to_vec(info)
-                    .map(|json| (info.operation_id.as_str(), json))
-                    .map_err(|source| OperationsError::Serialize {
-                        operation_id: info.operation_id.clone(),
-                        source,
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let txn = self.db.begin_write().map_err(OperationsError::store)?;
-        {
-            let mut table = txn.open_table(OPERATIONS).map_err(OperationsError::store)?;
-            for (id, json) in &rows {
-                table
-                    .insert(*id, json.as_slice())
-                    .map_err(OperationsError::store)?;
-            }
-        }
-        txn.commit().map_err(OperationsError::store)
+        commit(&self.db, &[], infos).map(drop)
     }
 
-    /// Deletes these operations; returns how many rows existed.
-    pub(crate) fn remove(&self, ids: &[String]) -> Result<usize, OperationsError> {
-        if ids.is_empty() {
-            return Ok(0);
+    /// Queues `info` for the writer thread; returns at once.
+    pub(crate) fn queue_put(&self, info: OperationInfo) -> Ticket {
+        self.writer.put(info)
+    }
+
+    /// Queues the deletion of `ids` for the writer thread; returns at once.
+    pub(crate) fn queue_remove(&self, ids: &[String]) -> Ticket {
+        self.writer.remove(ids)
+    }
+
+    /// Waits until the write of `ticket` is committed. On a worker thread of a
+    /// multi-threaded Tokio runtime the wait is a `block_in_place`, so the runtime
+    /// hands that worker's other tasks to another thread instead of stalling them.
+    /// Elsewhere (a plain thread, `spawn_blocking`, a current-thread runtime, where
+    /// `block_in_place` is not allowed) it simply blocks: the commit is milliseconds.
+    pub(crate) fn wait(&self, ticket: Ticket) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let on_multi_thread = Handle::try_current()
+            .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if on_multi_thread {
+            tokio::task::block_in_place(|| self.writer.wait(ticket));
+        } else {
+            self.writer.wait(ticket);
         }
-        let txn = self.db.begin_write().map_err(OperationsError::store)?;
-        let mut removed = 0;
-        {
-            let mut table = txn.open_table(OPERATIONS).map_err(OperationsError::store)?;
-            for id in ids {
-                if table
-                    .remove(id.as_str())
-                    .map_err(OperationsError::store)?
-                    .is_some()
-                {
-                    removed += 1;
-                }
-            }
-        }
-        txn.commit().map_err(OperationsError::store)?;
-        Ok(removed)
+    }
+
+    /// Commits made by the writer thread so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.writer.commits()
     }
 
     /// Reads every stored operation. A row that does not parse, or whose key is not its
@@ -147,6 +138,50 @@ impl Store {
     }
 }
 
+/// One transaction: deletes `removes`, then writes `puts`; all or none. Returns how
+/// many of `removes` existed. Serializing happens here, on the calling (writer) thread.
+pub(crate) fn commit<'a>(
+    db: &Database,
+    removes: &[String],
+    puts: impl IntoIterator<Item = &'a OperationInfo>,
+) -> Result<usize, OperationsError> {
+    let rows = puts
+        .into_iter()
+        .map(|info| {
+            serde_json::to_vec(info)
+                .map(|json| (info.operation_id.as_str(), json))
+                .map_err(|source| OperationsError::Serialize {
+                    operation_id: info.operation_id.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if removes.is_empty() && rows.is_empty() {
+        return Ok(0);
+    }
+    let txn = db.begin_write().map_err(OperationsError::store)?;
+    let mut removed = 0;
+    {
+        let mut table = txn.open_table(OPERATIONS).map_err(OperationsError::store)?;
+        for id in removes {
+            if table
+                .remove(id.as_str())
+                .map_err(OperationsError::store)?
+                .is_some()
+            {
+                removed += 1;
+            }
+        }
+        for (id, json) in &rows {
+            table
+                .insert(*id, json.as_slice())
+                .map_err(OperationsError::store)?;
+        }
+    }
+    txn.commit().map_err(OperationsError::store)?;
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +210,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested/ops.redb");
         let store = Store::open(&path).expect("open");
-        store.put(&info("a")).expect("put a");
-        store.put(&info("b")).expect("put b");
+        store.put_all(&[info("a"), info("b")]).expect("put");
         {
             let txn = store.db.begin_write().expect("txn");
             {
@@ -198,9 +232,7 @@ mod tests {
         ids.sort();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(
-            store
-                .remove(&["a".to_owned(), "zzz".to_owned()])
-                .expect("rm"),
+            commit(&store.db, &["a".to_owned(), "zzz".to_owned()], []).expect("rm"),
             1
         );
         assert_eq!(store.load_all().expect("load").len(), 1);

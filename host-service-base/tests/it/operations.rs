@@ -321,6 +321,71 @@ async fn concurrent_writers_never_leave_a_stale_state_in_the_store() {
     );
 }
 
+/// A burst of writers on a multi-threaded runtime (as services run): 50 operations
+/// report progress as fast as they can with every update asking to be written, half
+/// then complete and half stop where they are. The store's writer coalesces the burst;
+/// none of the 50 may lose its final state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_fifty_progress_writers_loses_no_final_state() {
+    const OPERATIONS: u64 = 50;
+    const UPDATES: u64 = 200;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = OperationsConfig {
+        progress_persist_interval: Duration::ZERO,
+        ..config(&dir)
+    };
+    let finals: Vec<(String, Value)> = {
+        let ops = Operations::open(cfg.clone()).expect("open");
+        let mut tasks = Vec::new();
+        for n in 0..OPERATIONS {
+            let op = ops.create("burst", json!({"n": n}));
+            tasks.push(tokio::spawn(async move {
+                op.start();
+                for i in 1..=UPDATES {
+                    op.progress(|p| {
+                        p.items_processed = i;
+                        p.message = Some(format!("update {i} of {n}"));
+                    });
+                    tokio::task::yield_now().await;
+                }
+                if n % 2 == 0 {
+                    assert!(op.complete(json!({"n": n})));
+                }
+                (
+                    op.id().to_owned(),
+                    serde_json::to_value(op.info()).expect("json"),
+                )
+            }));
+        }
+        let mut finals = Vec::new();
+        for task in tasks {
+            finals.push(task.await.expect("writer task"));
+        }
+        let commits = ops.store_commits().expect("persistent");
+        assert!(commits > 0, "the burst was written");
+        finals
+    }; // registry and handles dropped: the writer drains its queue and closes the file
+
+    let ops = Operations::open(cfg).expect("reopen");
+    for (id, last) in finals {
+        let stored = ops.get(&id).expect("every operation is stored");
+        assert_eq!(stored.progress.items_processed, UPDATES, "{id}");
+        if last["status"] == "completed" {
+            assert_eq!(serde_json::to_value(&stored).expect("json"), last, "{id}");
+        } else {
+            // Still running when the store closed: it comes back interrupted, with the
+            // last progress it reported.
+            assert_eq!(stored.status, OperationStatus::Failed, "{id}");
+            assert_eq!(
+                serde_json::to_value(&stored.progress).expect("json"),
+                last["progress"],
+                "{id}"
+            );
+        }
+    }
+    assert_eq!(ops.list(&OperationFilter::default()).1, OPERATIONS as usize);
+}
+
 #[tokio::test]
 async fn prune_removes_old_finished_operations_only() {
     let dir = tempfile::tempdir().expect("tempdir");
