@@ -18,6 +18,7 @@ use host_service_base::telemetry::TelemetryError;
 use host_service_base::{CancellationToken, HostError};
 use serde::Serialize;
 use tokio::net::TcpListener;
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -53,6 +54,8 @@ pub struct GatewaySettings {
     pub operations_retention: Duration,
     /// Longest a load waits for a lost upstream link before it fails.
     pub load_reconnect_wait: Duration,
+    /// How in-process training results name model directories.
+    pub model_paths: PathStyle,
     /// Event sinks and throttling.
     pub events: EventSettings,
     /// The commands consumer (`KAFKA_COMMANDS_TOPIC`); `None` consumes nothing.
@@ -72,6 +75,7 @@ impl GatewaySettings {
             max_sessions: 2,
             operations_retention: OperationsConfig::default().retention,
             load_reconnect_wait: crate::data::DEFAULT_RECONNECT_WAIT,
+            model_paths: PathStyle::Relative,
             events: EventSettings::off(),
             commands: None,
         }
@@ -184,6 +188,7 @@ impl Gateway {
                 SessionConfig {
                     max_sessions: settings.max_sessions.max(1),
                     models_dir: settings.models_dir.clone(),
+                    model_paths: settings.model_paths,
                 },
             )),
         };

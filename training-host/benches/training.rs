@@ -15,6 +15,7 @@ use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
 use host_service_base::operations::Operations;
 use serde_json::{Value, json};
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::strategy::parse_strategy;
 use training_host::trainer::CandleTrainer;
@@ -81,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let config = SessionConfig {
             max_sessions: 2,
             models_dir: models.path().to_path_buf(),
+            model_paths: PathStyle::Relative,
         };
         let sessions = SessionManager::new(
             Operations::in_memory(),

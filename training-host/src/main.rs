@@ -17,6 +17,7 @@ use host_service_base::operations::{Operations, OperationsConfig, parse_retentio
 use host_service_base::server::shutdown_token;
 use host_service_base::service::healthcheck_exit;
 use host_service_base::telemetry::{LogFormat, init_tracing};
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -70,6 +71,10 @@ struct ServeArgs {
     /// How long a finished session is kept (memory and state file): 24h, 7days, 90m.
     #[arg(long, env = "OPERATIONS_RETENTION", default_value = "24h", value_parser = parse_retention)]
     operations_retention: Duration,
+    /// Name model directories in results by their absolute path on this host (for
+    /// callers that share its file system); by default `models/{strategy}/{label}_vN`.
+    #[arg(long, env = "EXPOSE_MODEL_PATHS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    expose_model_paths: bool,
 }
 
 #[tokio::main]
@@ -107,6 +112,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
             let config = SessionConfig {
                 max_sessions,
                 models_dir: args.models_dir.clone(),
+                model_paths: if args.expose_model_paths {
+                    PathStyle::Absolute
+                } else {
+                    PathStyle::Relative
+                },
             };
             let sessions =
                 SessionManager::new(ops, data, Arc::new(CandleTrainer::default()), config);

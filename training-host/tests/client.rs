@@ -3,7 +3,7 @@
 //! cannot be made to do on cue: a lost answer, a KTRDR service's bare `{"detail"}`.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use host_service_base::{AsyncHostService, HostError};
 use serde_json::{Value, json};
 use training_host::client::TrainingHostClient;
+use training_host::model::resolve_shown;
 use training_host::sessions::wire::{StartRequest, StatusResponse};
 
 mod common;
@@ -95,12 +96,9 @@ async fn start_poll_result_list_and_delete() {
         tm.test_loss.is_some_and(|l| l.is_finite() && l > 0.0),
         "{tm:?}"
     );
-    let model_path = PathBuf::from(result.result.model_path.as_deref().expect("model_path"));
-    assert!(
-        model_path.starts_with(host.models.path()),
-        "{}",
-        model_path.display()
-    );
+    let shown = result.result.model_path.as_deref().expect("model_path");
+    assert!(!Path::new(shown).is_absolute(), "no server path: {shown}");
+    let model_path = resolve_shown(host.models.path(), shown);
     assert!(model_path.join("model.safetensors").is_file());
     assert!(result.result.training_metrics.epochs_trained >= 1);
     assert_eq!(result.result.data_summary.symbols, ["AAPL"]);

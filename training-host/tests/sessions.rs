@@ -2,12 +2,13 @@
 //! through the KTRDR training contract, with real training on the sample bars.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use training_host::LoadedModel;
+use training_host::model::resolve_shown;
 
 mod common;
 
@@ -108,12 +109,14 @@ async fn a_ktrdr_strategy_trains_end_to_end_over_http() {
 
     let (code, result) = get(&host.base, "/training/result/e2e-1").await;
     assert_eq!(code, 200, "{result}");
-    let model_path = PathBuf::from(result["model_path"].as_str().expect("model_path"));
+    // Named from the store down, in KTRDR's form, never the host's absolute path.
+    let shown = result["model_path"].as_str().expect("model_path");
     assert!(
-        model_path.starts_with(host.models.path()),
-        "{}",
-        model_path.display()
+        shown.starts_with(&format!("{}/", store_name(&host))),
+        "{shown}"
     );
+    assert_eq!(result["artifacts"]["model_dir"], shown);
+    let model_path = resolve_shown(host.models.path(), shown);
     for file in [
         "model.safetensors",
         "config.json",
@@ -194,8 +197,11 @@ async fn stop_returns_within_a_batch_and_saves_a_loadable_checkpoint() {
 
     let (code, result) = get(&host.base, "/training/result/long").await;
     assert_eq!(code, 200, "{result}");
-    let model = LoadedModel::load(Path::new(result["model_path"].as_str().expect("path")))
-        .expect("checkpoint loads");
+    let model = LoadedModel::load(&resolve_shown(
+        host.models.path(),
+        result["model_path"].as_str().expect("path"),
+    ))
+    .expect("checkpoint loads");
     let probe = vec![0.0f32; model.n_features()];
     assert_eq!(model.predict(&probe).expect("predicts").len(), 1);
 
@@ -381,6 +387,8 @@ fn start_binary(models: &Path) -> (Process, String) {
         .arg(models)
         .env("HOSTBRIDGE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        // This host's callers share its file system: results carry absolute paths.
+        .env("EXPOSE_MODEL_PATHS", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -453,11 +461,14 @@ async fn a_killed_host_comes_back_with_the_running_session_failed_and_results_ke
     assert_eq!(done["status"], "completed");
     let (code, result) = get(&base, "/training/result/done").await;
     assert_eq!(code, 200, "{result}");
+    // Asked for (EXPOSE_MODEL_PATHS=true): the absolute path on this host.
+    let shown = Path::new(result["model_path"].as_str().expect("path"));
     assert!(
-        Path::new(result["model_path"].as_str().expect("path"))
-            .join("model.safetensors")
-            .is_file()
+        shown.is_absolute() && shown.starts_with(models.path()),
+        "{}",
+        shown.display()
     );
+    assert!(shown.join("model.safetensors").is_file());
 }
 
 /// `strategy(epochs, long)` with `from` replaced by `to` (which must occur).
@@ -688,4 +699,13 @@ async fn the_range_of_bars_comes_from_the_request_the_strategy_or_the_data_and_s
         assert!(start.starts_with(first), "{id} starts {start}");
         assert!(end.starts_with(last), "{id} ends {end}");
     }
+}
+
+/// The last component of the host's model store: the first part of a shown path.
+fn store_name(host: &common::Host) -> String {
+    host.models
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

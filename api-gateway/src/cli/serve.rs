@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// before it fails; it then resumes at the segment it was on.
     #[arg(long, env = "LOAD_RECONNECT_WAIT", default_value = "2m", value_parser = humantime::parse_duration)]
     pub load_reconnect_wait: Duration,
+    /// Name model directories of in-process training by their absolute path on this
+    /// host (for callers that share its file system); by default `models/...`.
+    #[arg(long, env = "EXPOSE_MODEL_PATHS", default_value_t = false, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub expose_model_paths: bool,
 }
 
 /// Why `serve` stopped with an error.
@@ -112,6 +116,11 @@ pub async fn run(args: ServeArgs) -> Result<bool, ServeFailure> {
         max_sessions: usize::from(args.max_sessions),
         operations_retention: args.operations_retention,
         load_reconnect_wait: args.load_reconnect_wait,
+        model_paths: if args.expose_model_paths {
+            training_host::model::PathStyle::Absolute
+        } else {
+            training_host::model::PathStyle::Relative
+        },
         events,
         commands,
         ..GatewaySettings::new(

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use host_service_base::CancellationToken;
 use host_service_base::operations::Operations;
 use serde_json::{Value, json};
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -490,6 +491,7 @@ async fn training_host_on(dirs: &Dirs, models: &std::path::Path, port: u16) -> R
         SessionConfig {
             max_sessions: 4,
             models_dir: models.to_path_buf(),
+            model_paths: PathStyle::Relative,
         },
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))

@@ -12,6 +12,7 @@ use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
 use host_service_base::operations::{OperationFilter, Operations, OperationsConfig};
 use serde_json::{Value, json};
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -28,6 +29,7 @@ pub(crate) async fn training_host(data_dir: &Path, models_dir: &Path) -> Running
         SessionConfig {
             max_sessions: 4,
             models_dir: models_dir.to_path_buf(),
+            model_paths: PathStyle::Relative,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -65,7 +67,20 @@ pub(crate) async fn start_training(base: &str, body: &Value) -> (String, Value) 
     (id, answer)
 }
 
-fn assert_trained(op: &Value) {
+/// The trained model's directory, from the result's `model_path` (relative to the
+/// store's parent unless absolute paths are asked for).
+fn model_dir(models: &Path, op: &Value) -> std::path::PathBuf {
+    let shown = op["result_summary"]["model_path"]
+        .as_str()
+        .expect("model path");
+    assert!(
+        !Path::new(shown).is_absolute(),
+        "no server path by default: {shown}"
+    );
+    training_host::model::resolve_shown(models, shown)
+}
+
+fn assert_trained(op: &Value, models: &Path) {
     assert_eq!(op["status"], "completed", "{op}");
     let r = &op["result_summary"];
     assert_eq!(r["training_metrics"]["epochs_trained"], 3, "{r}");
@@ -73,8 +88,8 @@ fn assert_trained(op: &Value) {
         .as_f64()
         .expect("accuracy");
     assert!((0.0..=1.0).contains(&accuracy), "{r}");
-    let model = r["model_path"].as_str().expect("model path");
-    assert!(Path::new(model).join("config.json").is_file(), "{model}");
+    let model = model_dir(models, op);
+    assert!(model.join("config.json").is_file(), "{}", model.display());
     assert_eq!(op["progress"]["percentage"], 100.0);
 }
 
@@ -86,15 +101,10 @@ async fn fallback_training_runs_in_process_and_mirrors_progress() {
     assert_eq!(answer["data"]["mode"], "local");
     assert_eq!(answer["data"]["instance"], "in-process");
     let op = wait_terminal(&http(), &gw.base, &id).await;
-    assert_trained(&op);
+    // The model lands in the gateway's models dir.
+    assert_trained(&op, dirs.models.path());
     assert_eq!(op["operation_type"], "training");
     assert_eq!(op["progress"]["steps_total"], 3, "{op}");
-    assert!(
-        op["result_summary"]["model_path"]
-            .as_str()
-            .is_some_and(|p| p.starts_with(&dirs.models.path().display().to_string())),
-        "the model lands in the gateway's models dir: {op}"
-    );
 }
 
 #[tokio::test]
@@ -104,13 +114,8 @@ async fn host_mode_training_runs_on_training_host() {
     let (id, answer) = start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
     assert_eq!(answer["data"]["mode"], "host");
     let op = wait_terminal(&http(), &gw.base, &id).await;
-    assert_trained(&op);
-    assert!(
-        op["result_summary"]["model_path"]
-            .as_str()
-            .is_some_and(|p| p.starts_with(&host_models.path().display().to_string())),
-        "trained on the host: {op}"
-    );
+    // Trained on the host, into its models dir.
+    assert_trained(&op, host_models.path());
     // The host knows the session under the task id.
     let (status, session) = get(&http(), &format!("{}/training/status/{id}", host.base)).await;
     assert_eq!(status, 200);
@@ -171,7 +176,7 @@ async fn a_pool_sends_new_sessions_to_the_instance_still_alive() {
             start_training(&gw.base, &json!({"strategy_yaml": strategy_yaml(3)})).await;
         assert_eq!(answer["data"]["instance"], b_url, "{answer}");
         let op = wait_terminal(&http(), &gw.base, &id).await;
-        assert_trained(&op);
+        assert_trained(&op, models_b.path());
     }
     let (_, health) = get(&http(), &format!("{}/api/v1/health", gw.base)).await;
     let training = &health["services"]["training"];

@@ -26,6 +26,7 @@ use wire::{
     StatusResponse, StopResponse,
 };
 
+use crate::model::PathStyle;
 use crate::pipeline::StopHandle;
 use crate::strategy::{DateRange, Overrides, apply_overrides, parse_strategy};
 
@@ -47,6 +48,8 @@ pub struct SessionConfig {
     pub max_sessions: usize,
     /// Root of the model store.
     pub models_dir: PathBuf,
+    /// How results name model directories (relative to the store unless asked).
+    pub model_paths: PathStyle,
 }
 
 /// The sessions of one training-host.
@@ -218,6 +221,7 @@ impl SessionManager {
             data: self.inner.data.clone(),
             trainer: self.inner.trainer.clone(),
             models_dir: self.inner.config.models_dir.clone(),
+            model_paths: self.inner.config.model_paths,
             stop,
             origin,
         };

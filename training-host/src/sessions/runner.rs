@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::trainer::{BatchProgress, TrainControl, TrainJob, TrainOutcome, Trainer};
 use super::wire::{DateSource, RangeOrigin, TrainingResult};
+use crate::model::{PathStyle, shown_path};
 use crate::pipeline::StopHandle;
 use crate::strategy::limits::{MAX_FEATURE_VALUES, MAX_SESSION_BARS};
 use crate::strategy::{DateRange, Strategy};
@@ -26,6 +27,7 @@ pub(super) struct Run {
     pub(super) data: Arc<dyn DataProvider>,
     pub(super) trainer: Arc<dyn Trainer>,
     pub(super) models_dir: PathBuf,
+    pub(super) model_paths: PathStyle,
     pub(super) stop: StopHandle,
     /// Who chose each end of the range of bars (reported in the result).
     pub(super) origin: RangeOrigin,
@@ -248,8 +250,9 @@ pub(super) async fn run(run: Run) {
     let job = TrainJob {
         strategy: run.strategy,
         bars,
-        models_dir: run.models_dir,
+        models_dir: run.models_dir.clone(),
     };
+    let (models_dir, style) = (run.models_dir, run.model_paths);
     let reporter = handle.clone();
     let device = run.trainer.device();
     if device != "cpu" {
@@ -268,6 +271,12 @@ pub(super) async fn run(run: Run) {
     let origin = run.origin;
     let stored = move |mut result: TrainingResult| {
         result.data_summary.date_range = Some(origin);
+        // Results leave this host: name the model the way the operator allows.
+        let show = |path: &str| shown_path(&models_dir, std::path::Path::new(path), style);
+        result.model_path = result.model_path.as_deref().map(show);
+        if let Some(dir) = result.artifacts.get("model_dir").and_then(Value::as_str) {
+            result.artifacts["model_dir"] = Value::String(show(dir));
+        }
         serde_json::to_value(result).unwrap_or(Value::Null)
     };
     // Training is CPU-bound: it runs on the blocking pool, never on the async threads.

@@ -10,6 +10,7 @@ use data_host::local::LocalProvider;
 use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
 use host_service_base::operations::Operations;
+use training_host::model::PathStyle;
 use training_host::sessions::{SessionConfig, SessionManager};
 use training_host::trainer::CandleTrainer;
 
@@ -52,6 +53,7 @@ pub async fn start_host(max_sessions: usize) -> Host {
     let config = SessionConfig {
         max_sessions,
         models_dir: models.path().to_path_buf(),
+        model_paths: PathStyle::Relative,
     };
     let sessions = SessionManager::new(
         Operations::in_memory(),
