@@ -12,10 +12,14 @@
 //! - [`Store::merge`] never drops a stored bar; a fetched bar with the same timestamp
 //!   replaces the stored one; files stay sorted with unique timestamps.
 //! - Calls block on disk I/O: async callers run them in `spawn_blocking`.
+//! - Parsed frames are cached by bytes ([`DEFAULT_CACHE_BYTES`], least recently used
+//!   out first; [`Store::with_cache_bytes`]), so memory stays bounded however many
+//!   series a long-running service is asked for.
 //! - One writer per data directory: merges of the same file inside one process are
 //!   serialised; separate processes must not write the same directory at once.
 
 mod atomic;
+pub(crate) mod cache;
 pub mod csv;
 mod gaps;
 mod merge;
@@ -99,8 +103,9 @@ pub struct Coverage {
     pub rows: usize,
 }
 
-/// Files whose parsed frames are kept in memory (most recently used win).
-const CACHED_FILES: usize = 16;
+/// The bytes of parsed frames a store keeps in memory by default: a few years of
+/// minute bars of a handful of symbols, well under what a host can spare.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
 /// A parsed file and the file state it was parsed from.
 #[derive(Debug, Clone)]
@@ -108,8 +113,9 @@ struct Cached {
     modified: std::time::SystemTime,
     len: u64,
     frame: DataFrame,
-    used: u64,
 }
+
+type FrameCache = cache::ByteLru<PathBuf, Cached>;
 
 /// A directory of bar files.
 #[derive(Debug, Clone)]
@@ -118,9 +124,10 @@ pub struct Store {
     format: StoreFormat,
     /// One lock per file, so concurrent merges of the same file cannot lose bars.
     locks: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
-    /// Parsed frames keyed by path; an entry is used only while the file's mtime and
-    /// length are unchanged, so edits by other programs are seen on the next load.
-    cache: Arc<Mutex<(u64, HashMap<PathBuf, Cached>)>>,
+    /// Parsed frames keyed by path, bounded by their estimated bytes; an entry is used
+    /// only while the file's mtime and length are unchanged, so edits by other programs
+    /// are seen on the next load.
+    cache: Arc<Mutex<FrameCache>>,
 }
 
 impl Store {
@@ -130,8 +137,17 @@ impl Store {
             dir: dir.into(),
             format,
             locks: Arc::default(),
-            cache: Arc::default(),
+            cache: Arc::new(Mutex::new(FrameCache::new(DEFAULT_CACHE_BYTES))),
         }
+    }
+
+    /// The same store keeping at most `bytes` of parsed frames in memory (0: none); a
+    /// frame larger than that is read from disk on every load. Starts with an empty
+    /// cache of its own.
+    #[must_use]
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache = Arc::new(Mutex::new(FrameCache::new(bytes)));
+        self
     }
 
     /// The directory.
@@ -244,15 +260,15 @@ impl Store {
         path: &Path,
         (modified, len): (std::time::SystemTime, u64),
     ) -> Option<DataFrame> {
-        let mut guard = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        let entry = entries
-            .get_mut(path)
-            .filter(|c| c.modified == modified && c.len == len)?;
-        entry.used = *clock;
-        // Frames share their column buffers: this clone copies no bars.
-        Some(entry.frame.clone())
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = cache.get(path)?;
+        if entry.modified == modified && entry.len == len {
+            // Frames share their column buffers: this clone copies no bars.
+            return Some(entry.frame.clone());
+        }
+        // The file changed: its old frame is of no further use, free it now.
+        cache.remove(path);
+        None
     }
 
     fn remember(
@@ -261,26 +277,19 @@ impl Store {
         (modified, len): (std::time::SystemTime, u64),
         frame: DataFrame,
     ) {
-        let mut guard = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let (clock, entries) = &mut *guard;
-        *clock += 1;
-        let full = entries.len() >= CACHED_FILES && !entries.contains_key(&path);
-        let oldest = entries
-            .iter()
-            .min_by_key(|(_, c)| c.used)
-            .map(|(p, _)| p.clone());
-        if let Some(oldest) = oldest.filter(|_| full) {
-            entries.remove(&oldest);
-        }
-        entries.insert(
-            path,
-            Cached {
-                modified,
-                len,
-                frame,
-                used: *clock,
-            },
-        );
+        let size = frame.estimated_size();
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                path,
+                Cached {
+                    modified,
+                    len,
+                    frame,
+                },
+                size,
+            );
     }
 
     /// Stored bars with open time in `[start, end)` (empty when none).
@@ -381,6 +390,10 @@ impl Store {
 
     fn lock_for(&self, path: &Path) -> Arc<Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        // Locks nobody holds are dropped, so the map holds the files being written
+        // now, not every file ever written. Taking a clone happens under the map's
+        // lock, so a lock in use always has a second holder and stays.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         locks.entry(path.to_path_buf()).or_default().clone()
     }
 
@@ -389,7 +402,6 @@ impl Store {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .1
             .remove(path);
         let file = file_name(path);
         atomic::replace(path, |out| match self.format {
@@ -486,6 +498,102 @@ mod tests {
             store.load(&aapl, Timeframe::D1).expect("load"),
             Some(frame(&[4], 9.0))
         );
+    }
+
+    fn cache_state(store: &Store, path: &Path) -> (bool, usize) {
+        let mut cache = store.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        (cache.get(path).is_some(), cache.bytes())
+    }
+
+    #[test]
+    fn the_frame_cache_keeps_to_its_byte_budget_oldest_out_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let days: Vec<i64> = (0..2_000).collect();
+        let symbols: Vec<Symbol> = ["AAA", "BBB", "CCC"]
+            .iter()
+            .map(|s| Symbol::parse(s).expect("symbol"))
+            .collect();
+        let probe = Store::new(dir.path(), StoreFormat::Csv);
+        for symbol in &symbols {
+            probe
+                .save(symbol, Timeframe::D1, &frame(&days, 1.0))
+                .expect("save");
+        }
+        probe.load(&symbols[0], Timeframe::D1).expect("load");
+        let one = cache_state(&probe, &probe.path(&symbols[0], Timeframe::D1)).1;
+        assert!(
+            one > days.len() * 6 * 8,
+            "an entry is charged its frame: {one}"
+        );
+
+        // Room for two frames, not three: loading the third evicts the oldest.
+        let budget = one * 5 / 2;
+        let store = Store::new(dir.path(), StoreFormat::Csv).with_cache_bytes(budget);
+        let paths: Vec<PathBuf> = symbols
+            .iter()
+            .map(|s| store.path(s, Timeframe::D1))
+            .collect();
+        for symbol in &symbols {
+            store.load(symbol, Timeframe::D1).expect("load");
+        }
+        let (first, total) = cache_state(&store, &paths[0]);
+        assert!(!first, "the least recently loaded frame was evicted");
+        assert!(cache_state(&store, &paths[1]).0 && cache_state(&store, &paths[2]).0);
+        assert!(total <= budget, "{total} > {budget}");
+        assert_eq!(total, 2 * one);
+
+        // A frame larger than the whole budget is not cached, and evicts nothing.
+        let small = Store::new(dir.path(), StoreFormat::Csv).with_cache_bytes(one - 1);
+        assert_eq!(
+            small.load(&symbols[0], Timeframe::D1).expect("load"),
+            Some(frame(&days, 1.0))
+        );
+        assert_eq!(cache_state(&small, &paths[0]), (false, 0));
+    }
+
+    #[test]
+    fn a_cached_frame_is_replaced_when_its_file_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path(), StoreFormat::Csv).with_cache_bytes(1 << 20);
+        let aapl = Symbol::parse("AAPL").expect("symbol");
+        let path = store.path(&aapl, Timeframe::D1);
+        store
+            .save(&aapl, Timeframe::D1, &frame(&[1], 1.0))
+            .expect("save");
+        store.load(&aapl, Timeframe::D1).expect("load");
+        let (held, bytes) = cache_state(&store, &path);
+        assert!(held);
+        // Another program appends a bar: the length differs, the hit is refused.
+        std::fs::write(
+            &path,
+            "timestamp,open,high,low,close,volume\n1970-01-02T00:00:00Z,1,1,1,1,1\n\
+             1970-01-03T00:00:00Z,1,1,1,1,1\n",
+        )
+        .expect("another tool appends");
+        assert_eq!(
+            store.load(&aapl, Timeframe::D1).expect("load"),
+            Some(frame(&[1, 2], 1.0))
+        );
+        // The new frame replaced the stale one in the cache.
+        let (held, after) = cache_state(&store, &path);
+        assert!(held && after > bytes, "{after} vs {bytes}");
+        let cache = store.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn write_locks_are_kept_only_while_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path(), StoreFormat::Csv);
+        for symbol in ["AAA", "BBB", "CCC"] {
+            let symbol = Symbol::parse(symbol).expect("symbol");
+            store
+                .merge(&symbol, Timeframe::D1, &frame(&[1], 1.0))
+                .expect("merge");
+        }
+        let _held = store.lock_for(&dir.path().join("DDD_1d.csv"));
+        let locks = store.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(locks.len(), 1, "only the lock in use is kept");
     }
 
     #[test]
