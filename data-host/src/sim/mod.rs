@@ -52,7 +52,7 @@ use tokio_util::task::TaskTracker;
 pub use pacing::SimPacing;
 pub use source::{BarSource, MemoryBarSource};
 pub use stats::SimStats;
-pub use store_source::StoreBarSource;
+pub use store_source::{DEFAULT_CONVERTED_BYTES, StoreBarSource};
 
 /// The server version the simulator announces by default (ibapi 5.x needs >= 213).
 pub const DEFAULT_SERVER_VERSION: i32 = 221;
