@@ -17,7 +17,7 @@
 //! A segment is asked for as the IB window of `convert::ib_window` (its end a
 //! second early) and the answer trimmed to the segment.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use ibapi::contracts::ContractDetails;
 use ibapi::market_data::TradingHours;
+use lru::LruCache;
 use polars::prelude::DataFrame;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,11 @@ use crate::timeframe::Timeframe;
 /// How long a head timestamp is reused: IB's earliest bar of a contract does not move.
 const HEAD_TTL: Duration = Duration::from_secs(600);
 
+/// The most head timestamps kept. Each one cost a paced IB request, so at IB's
+/// default budget (60 per 10 minutes, the TTL) fewer are ever alive; the cap holds
+/// whatever budget is configured.
+const HEAD_CACHE_ENTRIES: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+
 /// A whole bars request, as coalesced.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RangeKey {
@@ -58,8 +64,8 @@ pub(crate) struct RangeKey {
 /// size).
 type HeadKey = (ContractKey, WhatToShow);
 
-/// Head timestamps with the instant they were asked.
-type HeadCache = HashMap<HeadKey, (Instant, Option<DateTime<Utc>>)>;
+/// Head timestamps with the instant they were asked, least recently used out first.
+type HeadCache = LruCache<HeadKey, (Instant, Option<DateTime<Utc>>)>;
 
 /// Counters for `/health/detailed`.
 #[derive(Debug, Default)]
@@ -113,7 +119,7 @@ impl Inner {
             ranges: Coalescer::new(),
             segments: Coalescer::new(),
             heads: Coalescer::new(),
-            head_cache: Mutex::new(HashMap::new()),
+            head_cache: Mutex::new(LruCache::new(HEAD_CACHE_ENTRIES)),
             counters: Counters::default(),
         }
     }
@@ -291,7 +297,7 @@ impl Inner {
     ) -> Result<Option<DateTime<Utc>>, IbError> {
         let key: HeadKey = (contract.key.clone(), contract.what_to_show);
         let cached = {
-            let cache = self
+            let mut cache = self
                 .head_cache
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
@@ -315,9 +321,16 @@ impl Inner {
             .head_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        // Expired entries go here, so the cache holds only recently asked contracts.
-        cache.retain(|_, (at, _)| at.elapsed() < HEAD_TTL);
-        cache.insert(key, (Instant::now(), head));
+        // Expired entries go here (from the least recently used end, where the oldest
+        // answers sit), so the cache mostly holds recently asked contracts; the capacity
+        // bounds it in any case.
+        while cache
+            .peek_lru()
+            .is_some_and(|(_, (at, _))| at.elapsed() >= HEAD_TTL)
+        {
+            cache.pop_lru();
+        }
+        cache.put(key, (Instant::now(), head));
         Ok(head)
     }
 
