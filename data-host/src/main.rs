@@ -13,7 +13,7 @@ use data_host::ib::{IbConfig, IbProvider};
 use data_host::local::LocalProvider;
 use data_host::provider::DataProvider;
 use data_host::sim::{SimConfig, Simulator, StoreBarSource};
-use data_host::store::{Store, StoreFormat};
+use data_host::store::{DEFAULT_CACHE_BYTES, Store, StoreFormat};
 use host_service_base::config::{Env, parse_duration};
 use host_service_base::server::{shutdown_signal, shutdown_token};
 use host_service_base::service::healthcheck_exit;
@@ -68,6 +68,9 @@ struct ServeArgs {
     /// Format the store writes.
     #[arg(long, env = "DATA_HOST_STORE_FORMAT", value_enum, default_value_t = Format::Csv)]
     store_format: Format,
+    /// Bytes of parsed store files kept in memory with `--source local` (0: none).
+    #[arg(long, env = "DATA_HOST_CACHE_BYTES", default_value_t = DEFAULT_CACHE_BYTES)]
+    cache_bytes: usize,
     /// Longest a data request may take (e.g. 600s, 10m).
     #[arg(long, env = "DATA_HOST_REQUEST_TIMEOUT", default_value = "600s", value_parser = duration)]
     request_timeout: Duration,
@@ -151,7 +154,9 @@ async fn run(cli: Cli) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 Format::Parquet => StoreFormat::Parquet,
             };
             let provider: Arc<dyn DataProvider> = match args.source {
-                Source::Local => Arc::new(LocalProvider::new(Store::new(&args.data_dir, format))),
+                Source::Local => Arc::new(LocalProvider::new(
+                    Store::new(&args.data_dir, format).with_cache_bytes(args.cache_bytes),
+                )),
                 Source::Ib => {
                     let mut config = IbConfig::new(args.ib_address, args.ib_client_id);
                     config.pacing = args.pacing.apply(config.pacing);
