@@ -68,7 +68,7 @@ pub(super) async fn strategies(State(gateway): State<Gateway>) -> Response {
     let training = gateway.training();
     axum::Json(Success::new(Strategies {
         directory: training.strategies_dir().to_path_buf(),
-        strategies: training.strategies(),
+        strategies: training.strategies().await,
     }))
     .into_response()
 }

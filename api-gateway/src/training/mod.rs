@@ -103,28 +103,18 @@ impl TrainingManager {
         &self.inner.strategies_dir
     }
 
-    /// The strategies available by name, sorted.
-    pub fn strategies(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.inner.strategies_dir) else {
-            return Vec::new();
-        };
-        let mut names: Vec<String> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let stem = name
-                    .strip_suffix(".yaml")
-                    .or_else(|| name.strip_suffix(".yml"))?;
-                // Only the names `strategy_yaml` would accept.
-                SAFE_NAME.check(stem).is_ok().then(|| stem.to_owned())
-            })
-            .collect();
-        names.sort();
-        names
+    /// The strategies available by name, sorted. Listed on the blocking pool: a
+    /// directory read is disk I/O, and this answers an HTTP route.
+    pub async fn strategies(&self) -> Vec<String> {
+        let dir = self.inner.strategies_dir.clone();
+        tokio::task::spawn_blocking(move || strategy_names(&dir))
+            .await
+            .unwrap_or_default()
     }
 
-    /// The strategy YAML a request names or carries.
-    pub fn strategy_yaml(&self, request: &TrainRequest) -> Result<String, HostError> {
+    /// The strategy YAML a request names or carries (a named one is read with
+    /// `tokio::fs`, off the async threads).
+    pub async fn strategy_yaml(&self, request: &TrainRequest) -> Result<String, HostError> {
         match (&request.strategy_name, &request.strategy_yaml) {
             (Some(_), Some(_)) => Err(HostError::bad_field(
                 "strategy_name",
@@ -144,7 +134,7 @@ impl TrainingManager {
                 check_safe_name("strategy_name", name)?;
                 for ext in ["yaml", "yml"] {
                     let path = self.inner.strategies_dir.join(format!("{name}.{ext}"));
-                    match std::fs::read_to_string(&path) {
+                    match tokio::fs::read_to_string(&path).await {
                         Ok(text) => return Ok(text),
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => {
@@ -158,7 +148,7 @@ impl TrainingManager {
                 Err(HostError::not_found(format!(
                     "strategy `{name}` is not in {} (available: {})",
                     self.inner.strategies_dir.display(),
-                    self.strategies().join(", ")
+                    self.strategies().await.join(", ")
                 )))
             }
         }
@@ -176,7 +166,7 @@ impl TrainingManager {
             return Ok(id.clone());
         }
         let correlation_id = origin.correlation_id;
-        let yaml = self.strategy_yaml(request)?;
+        let yaml = self.strategy_yaml(request).await?;
         let strategy = parse_strategy(&yaml)?;
         let overrides = Overrides {
             symbols: request.symbols.clone(),
@@ -411,6 +401,27 @@ fn mirror_progress(handle: &OperationHandle, status: &StatusResponse, instance: 
     });
 }
 
+/// The strategy names of `dir`: the stems of its `.yaml`/`.yml` files that
+/// `strategy_name` would accept, sorted; none when it cannot be read. Blocking.
+fn strategy_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name
+                .strip_suffix(".yaml")
+                .or_else(|| name.strip_suffix(".yml"))?;
+            // Only the names `strategy_yaml` would accept.
+            SAFE_NAME.check(stem).is_ok().then(|| stem.to_owned())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,8 +443,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_strategy_is_named_or_given_exactly_once() {
+    async fn refused_field(manager: &TrainingManager, request: &TrainRequest) -> Option<String> {
+        match manager.strategy_yaml(request).await {
+            Err(HostError::BadRequest { field, .. }) => field,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_strategy_is_named_or_given_exactly_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("s1.yaml"), "name: s1").expect("write");
         let manager = TrainingManager::new(
@@ -441,19 +459,20 @@ mod tests {
             Operations::in_memory(),
             dir.path(),
         );
-        assert_eq!(manager.strategies(), vec!["s1".to_owned()]);
+        assert_eq!(manager.strategies().await, vec!["s1".to_owned()]);
         let by_name = TrainRequest {
             strategy_name: Some("s1".into()),
             ..TrainRequest::default()
         };
-        assert_eq!(manager.strategy_yaml(&by_name).expect("found"), "name: s1");
-
-        let field = |r: &TrainRequest| match manager.strategy_yaml(r) {
-            Err(HostError::BadRequest { field, .. }) => field,
-            other => panic!("expected a bad request, got {other:?}"),
-        };
         assert_eq!(
-            field(&TrainRequest::default()).as_deref(),
+            manager.strategy_yaml(&by_name).await.expect("found"),
+            "name: s1"
+        );
+
+        assert_eq!(
+            refused_field(&manager, &TrainRequest::default())
+                .await
+                .as_deref(),
             Some("strategy_name")
         );
         let both = TrainRequest {
@@ -461,18 +480,24 @@ mod tests {
             strategy_yaml: Some("x".into()),
             ..TrainRequest::default()
         };
-        assert_eq!(field(&both).as_deref(), Some("strategy_name"));
+        assert_eq!(
+            refused_field(&manager, &both).await.as_deref(),
+            Some("strategy_name")
+        );
         let traversal = TrainRequest {
             strategy_name: Some("../secrets".into()),
             ..TrainRequest::default()
         };
-        assert_eq!(field(&traversal).as_deref(), Some("strategy_name"));
+        assert_eq!(
+            refused_field(&manager, &traversal).await.as_deref(),
+            Some("strategy_name")
+        );
 
         let missing = TrainRequest {
             strategy_name: Some("nope".into()),
             ..TrainRequest::default()
         };
-        let err = manager.strategy_yaml(&missing).expect_err("missing");
+        let err = manager.strategy_yaml(&missing).await.expect_err("missing");
         assert!(matches!(err, HostError::NotFound { .. }), "{err:?}");
         assert!(err.to_string().contains("s1"), "lists what exists: {err}");
     }
