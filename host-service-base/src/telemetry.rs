@@ -254,6 +254,41 @@ async fn serve_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
     ([(CONTENT_TYPE, METRICS_CONTENT_TYPE)], metrics.render())
 }
 
+/// Log output kept in memory, for tests that check what a service says (and how often):
+/// give a clone to a subscriber as its writer, then read [`LogCapture::text`].
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,10 +352,9 @@ mod tests {
     #[test]
     fn log_lines_carry_span_fields() {
         for format in [LogFormat::Human, LogFormat::Json] {
-            let buf = std::sync::Arc::new(Mutex::new(Vec::new()));
-            let sink = buf.clone();
-            let writer = move || SharedBuf(sink.clone());
-            let subscriber = tracing_subscriber::registry().with(fmt_layer(format, writer, false));
+            let log = LogCapture::default();
+            let subscriber =
+                tracing_subscriber::registry().with(fmt_layer(format, log.clone(), false));
             tracing::subscriber::with_default(subscriber, || {
                 let empty = tracing::field::Empty;
                 let span =
@@ -328,30 +362,12 @@ mod tests {
                 span.record("status", 200);
                 span.in_scope(|| tracing::info!("done"));
             });
-            let text = String::from_utf8_lossy(&buf.lock().unwrap_or_else(PoisonError::into_inner))
-                .into_owned();
+            let text = log.text();
             let want = match format {
                 LogFormat::Human => ["method=\"GET\"", "route=\"/x\"", "status=200"],
                 LogFormat::Json => [r#""method":"GET""#, r#""route":"/x""#, r#""status":200"#],
             };
             assert!(want.iter().all(|w| text.contains(w)), "{format}: {text}");
-        }
-    }
-
-    /// A `Write` into a shared buffer, for capturing log lines.
-    struct SharedBuf(std::sync::Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for SharedBuf {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(data);
-            Ok(data.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
         }
     }
 

@@ -107,7 +107,7 @@ impl Default for PacingArgs {
             ib_pacing_requests_per_10min: ib.max_per_window,
             ib_pacing_identical_interval: ib.identical_interval,
             ib_pacing_burst_per_contract: ib.max_per_burst,
-            ib_pacing_max_open: 50,
+            ib_pacing_max_open: u16::try_from(ib.max_open).unwrap_or(u16::MAX),
         }
     }
 }

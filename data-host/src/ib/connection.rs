@@ -454,30 +454,11 @@ mod tests {
         assert_eq!(connection.state(), "stopped");
     }
 
-    /// What the log receives, shared with the test.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn an_absent_gateway_is_announced_once_then_retried_quietly() {
-        let log = Captured::default();
-        let writer = log.clone();
+        let log = host_service_base::telemetry::LogCapture::default();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
+            .with_writer(log.clone())
             .with_ansi(false)
             .with_max_level(tracing::Level::INFO)
             .finish();
@@ -502,7 +483,7 @@ mod tests {
         }
         connection.shutdown_and_wait().await;
 
-        let text = String::from_utf8_lossy(&log.0.lock().expect("log").clone()).into_owned();
+        let text = log.text();
         let warnings: Vec<&str> = text.lines().filter(|l| l.contains("WARN")).collect();
         assert_eq!(
             warnings.len(),
