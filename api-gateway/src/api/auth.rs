@@ -54,11 +54,19 @@ pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Compares in constant time (`subtle`), so the time taken does not tell an attacker
-/// how much of a guess was right; a guess of another length is refused without
-/// comparing, which tells only the length.
+/// Compares in constant time (`subtle`), so the time taken tells an attacker neither
+/// how much of a guess was right nor how long the key is: every comparison walks the
+/// key's whole length (a fixed cost per server), whatever the guess's length, and the
+/// lengths are compared the same way.
 pub(crate) fn equal(given: &[u8], key: &[u8]) -> bool {
-    given.ct_eq(key).into()
+    let same_length = (given.len() as u64).ct_eq(&(key.len() as u64));
+    let mut same_bytes = subtle::Choice::from(1u8);
+    for (i, k) in key.iter().enumerate() {
+        // A short guess is padded with zeros; the length check above refuses it.
+        let g = given.get(i).copied().unwrap_or(0);
+        same_bytes &= g.ct_eq(k);
+    }
+    (same_length & same_bytes).into()
 }
 
 #[cfg(test)]
@@ -66,6 +74,25 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+
+    #[test]
+    fn only_the_exact_key_is_equal_whatever_the_length_of_a_guess() {
+        let key = b"s3cret-key";
+        assert!(equal(b"s3cret-key", key));
+        for guess in [
+            &b""[..],
+            b"s3cret",
+            b"s3cret-key\0",
+            b"s3cret-key-and-more",
+            b"S3cret-key",
+            b"s3cret-kez",
+            b"\0\0\0\0\0\0\0\0\0\0",
+        ] {
+            assert!(!equal(guess, key), "{guess:?}");
+        }
+        assert!(!equal(b"x", b""), "an empty key matches nothing but itself");
+        assert!(equal(b"", b""));
+    }
 
     #[test]
     fn keys_are_read_from_either_header() {
