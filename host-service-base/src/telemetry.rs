@@ -262,8 +262,7 @@ pub struct LogCapture(std::sync::Arc<Mutex<Vec<u8>>>);
 impl LogCapture {
     /// Everything written so far, as text.
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner))
-            .into_owned()
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
     }
 }
 
