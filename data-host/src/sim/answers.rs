@@ -37,12 +37,17 @@ struct BarQuery {
 }
 
 impl Connection {
-    fn resolve(&self, contract: &Contract) -> Option<Resolved> {
-        contract::resolve(
-            contract,
-            self.shared.config.source.as_ref(),
-            &self.shared.con_ids,
-        )
+    /// Resolves `contract` against the source. A store-backed source may read and parse
+    /// a file to answer, so it runs on the blocking pool, never on the async threads
+    /// that carry every client's messages.
+    async fn resolve(&self, contract: &Contract) -> Option<Resolved> {
+        let (shared, contract) = (Arc::clone(&self.shared), contract.clone());
+        tokio::task::spawn_blocking(move || {
+            contract::resolve(&contract, shared.config.source.as_ref(), &shared.con_ids)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     async fn refuse(&self, id: i32, refusal: Refusal, label: &str) {
@@ -70,7 +75,7 @@ impl Connection {
         };
         let id = request.req_id.unwrap_or(-1);
         let contract = request.contract.clone().unwrap_or_default();
-        let Some(resolved) = self.resolve(&contract) else {
+        let Some(resolved) = self.resolve(&contract).await else {
             self.out.error(id, 200, NO_SECURITY).await;
             return;
         };
@@ -151,7 +156,7 @@ impl Connection {
             return;
         };
         let id = request.req_id.unwrap_or(-1);
-        let Some(resolved) = self.resolve(&request.contract.unwrap_or_default()) else {
+        let Some(resolved) = self.resolve(&request.contract.unwrap_or_default()).await else {
             self.out.error(id, 200, NO_SECURITY).await;
             return;
         };
@@ -160,7 +165,12 @@ impl Connection {
         if let Err(refusal) = history::what_to_show(&what) {
             return self.refuse(id, refusal, &label).await;
         }
-        let Some(head) = self.shared.config.source.head_timestamp(&resolved.key) else {
+        let (source, key) = (Arc::clone(&self.shared.config.source), resolved.key.clone());
+        let head = tokio::task::spawn_blocking(move || source.head_timestamp(&key))
+            .await
+            .ok()
+            .flatten();
+        let Some(head) = head else {
             return self.no_data(id, &label).await;
         };
         let text = match request.format_date {
@@ -181,7 +191,7 @@ impl Connection {
         };
         let id = request.req_id.unwrap_or(-1);
         let requested = request.contract.unwrap_or_default();
-        let Some(resolved) = self.resolve(&requested) else {
+        let Some(resolved) = self.resolve(&requested).await else {
             self.out.error(id, 200, NO_SECURITY).await;
             return;
         };
@@ -242,9 +252,13 @@ async fn answer(config: &SimConfig, out: &Outbox, query: &BarQuery) {
         out.error(query.id, 162, no_data).await;
         return;
     };
-    let bars = config
-        .source
-        .bars(&query.key, timeframe)
+    // Off the async threads: the first ask of a series reads and parses its file.
+    let (source, key) = (Arc::clone(&config.source), query.key.clone());
+    let all = tokio::task::spawn_blocking(move || source.bars(&key, timeframe))
+        .await
+        .ok()
+        .flatten();
+    let bars = all
         .map(|all| history::select(&all, query.start, query.end))
         .unwrap_or_default();
     if bars.is_empty() {
