@@ -9,48 +9,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
 use data_host::client::{DataHostClient, Format};
 use data_host::local::LocalProvider;
 use data_host::provider::{BarsRequest, DataProvider};
 use data_host::store::{Store, StoreFormat};
-use data_host::{Symbol, Timeframe, bars};
+use data_host::{Symbol, Timeframe};
 use host_service_base::CancellationToken;
+use support::synthesise;
+
+mod support;
 
 const RUNS: usize = 5;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort_unstable();
     samples[samples.len() / 2]
-}
-
-/// `rows` minute bars replaying the sample series' bar-to-bar changes.
-fn synthesise(rows: usize) -> Result<polars::prelude::DataFrame, Box<dyn std::error::Error>> {
-    let sample_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-    let sample = Store::new(sample_dir, StoreFormat::Csv)
-        .load(&Symbol::parse("AAPL")?, Timeframe::M1)?
-        .ok_or("sample data/AAPL_1m.csv missing")?;
-    let src = bars::frame_to_bars(&sample)?;
-    let start: DateTime<Utc> = "2000-01-03T14:30:00Z".parse()?;
-    let mut ts = Vec::with_capacity(rows);
-    let mut cols: [Vec<f64>; 5] = Default::default();
-    let mut level = 100.0;
-    for i in 0..rows {
-        let s = &src[i % src.len()];
-        let scale = level / s.open;
-        ts.push((start + TimeDelta::minutes(i as i64)).timestamp_millis());
-        for (c, v) in cols.iter_mut().zip([
-            s.open * scale,
-            s.high * scale,
-            s.low * scale,
-            s.close * scale,
-            s.volume,
-        ]) {
-            c.push(v);
-        }
-        level = s.close * scale;
-    }
-    Ok(bars::frame_from_columns(ts, cols)?)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -88,6 +88,15 @@ pub fn bars_to_frame(bars: &[Bar]) -> Result<DataFrame, FrameError> {
 
 /// The time column as Unix milliseconds (checks the layout).
 pub fn timestamps_ms(frame: &DataFrame) -> Result<Vec<i64>, FrameError> {
+    Ok(timestamp_array(frame)?.into_no_null_iter().collect())
+}
+
+/// One value column as f64 (checks the layout).
+pub fn value_column(frame: &DataFrame, name: &str) -> Result<Vec<f64>, FrameError> {
+    Ok(value_array(frame, name)?.into_no_null_iter().collect())
+}
+
+fn timestamp_array(frame: &DataFrame) -> Result<Int64Chunked, FrameError> {
     let column = frame
         .column(TIMESTAMP)
         .map_err(|_| FrameError::Layout(format!("no `{TIMESTAMP}` column")))?;
@@ -104,11 +113,10 @@ pub fn timestamps_ms(frame: &DataFrame) -> Result<Vec<i64>, FrameError> {
             "`{TIMESTAMP}` has missing values"
         )));
     }
-    Ok(ms.into_no_null_iter().collect())
+    Ok(ms.rechunk().into_owned())
 }
 
-/// One value column as f64 (checks the layout).
-pub fn value_column(frame: &DataFrame, name: &str) -> Result<Vec<f64>, FrameError> {
+fn value_array(frame: &DataFrame, name: &str) -> Result<Float64Chunked, FrameError> {
     let column = frame
         .column(name)
         .map_err(|_| FrameError::Layout(format!("no `{name}` column")))?;
@@ -117,7 +125,92 @@ pub fn value_column(frame: &DataFrame, name: &str) -> Result<Vec<f64>, FrameErro
     if values.null_count() > 0 {
         return Err(FrameError::Layout(format!("`{name}` has missing values")));
     }
-    Ok(values.into_no_null_iter().collect())
+    Ok(values.rechunk().into_owned())
+}
+
+/// A bars frame's columns as contiguous slices, borrowed from the frame's own buffers
+/// where they already hold milliseconds and f64 (no copy of a million rows to read
+/// them once).
+#[derive(Debug)]
+pub struct ColumnSlices {
+    timestamps: Int64Chunked,
+    values: [Float64Chunked; 5],
+}
+
+impl ColumnSlices {
+    /// Checks the layout (every column present, of its type, without missing values).
+    pub fn new(frame: &DataFrame) -> Result<Self, FrameError> {
+        let timestamps = timestamp_array(frame)?;
+        let [open, high, low, close, volume] = VALUE_COLUMNS.map(|name| value_array(frame, name));
+        let slices = Self {
+            timestamps,
+            values: [open?, high?, low?, close?, volume?],
+        };
+        // Rechunked and null-free above, so each is one contiguous buffer (an empty
+        // column may have no buffer at all; its slice is empty either way).
+        if !slices.is_empty() {
+            slices.timestamps.cont_slice()?;
+            for column in &slices.values {
+                column.cont_slice()?;
+            }
+        }
+        Ok(slices)
+    }
+
+    /// Rows in the frame.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Whether the frame has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bar open times, Unix milliseconds.
+    pub fn timestamps(&self) -> &[i64] {
+        // `new` checked that this succeeds.
+        self.timestamps.cont_slice().unwrap_or_default()
+    }
+
+    /// `open high low close volume`, in [`VALUE_COLUMNS`] order.
+    pub fn values(&self) -> [&[f64]; 5] {
+        std::array::from_fn(|c| self.values[c].cont_slice().unwrap_or_default())
+    }
+}
+
+/// Milliseconds in a day.
+pub const MS_PER_DAY: i64 = 86_400_000;
+
+/// The text of one day's date, made once and reused while consecutive bars share the
+/// day (writers of a million timestamps format a few hundred dates, not a million).
+#[derive(Debug)]
+pub struct DayText {
+    format: fn(DateTime<Utc>) -> String,
+    day: Option<(i64, String)>,
+}
+
+impl DayText {
+    /// Dates written by `format`, given the day's first instant.
+    pub fn new(format: fn(DateTime<Utc>) -> String) -> Self {
+        Self { format, day: None }
+    }
+
+    /// The date of the day holding `ms` (Unix milliseconds); empty when chrono cannot
+    /// represent it (writers check their range first).
+    pub fn of(&mut self, ms: i64) -> &str {
+        let day = ms.div_euclid(MS_PER_DAY);
+        match self.day {
+            Some((d, ref text)) if d == day => {}
+            _ => {
+                let text = DateTime::from_timestamp_millis(day * MS_PER_DAY)
+                    .map(self.format)
+                    .unwrap_or_default();
+                self.day = Some((day, text));
+            }
+        }
+        self.day.as_ref().map_or("", |(_, text)| text)
+    }
 }
 
 /// A frame to bars.

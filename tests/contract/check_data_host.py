@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks data-host's HTTP contract from outside, with the clients a KTRDR backend uses:
 pandas reads the JSON `data` string (`pd.read_json(..., orient="index")`) and pyarrow
-reads the Arrow IPC stream. Both must equal the store file as pandas reads it.
+reads the Arrow IPC stream. The JSON text must be byte for byte what pandas' to_json
+writes for the store file's bars (what KTRDR's host sends); Arrow must equal them exactly.
 
 Usage: check_data_host.py PATH/TO/data-host DATA_DIR
 Runs the checks twice on free loopback ports: against `data-host serve --source local`,
@@ -65,12 +66,19 @@ def json_bars_read_by_pandas():
         status, _, raw = call("/data/historical", {"symbol": symbol, "timeframe": tf, "start": start, "end": end})
         body = json.loads(raw)
         assert status == 200 and body["success"] is True, body
+        expected = stored(symbol, tf, start, end)
+        # The text KTRDR's host sends for these bars, byte for byte: pandas' own
+        # to_json (its 10 decimals included), so a client parsing either gets the same.
+        pandas_text = expected.to_json(orient="index", date_format="iso")
+        if body["data"] != pandas_text:
+            at = next((i for i, (a, b) in enumerate(zip(body["data"], pandas_text)) if a != b), min(len(body["data"]), len(pandas_text)))
+            raise AssertionError(f"data differs from pandas' text at {at}: {body['data'][at - 40:at + 40]!r} vs {pandas_text[at - 40:at + 40]!r}")
         df = pd.read_json(io.StringIO(body["data"]), orient="index")
         df.index = pd.to_datetime(df.index, utc=True)
         df = df[["open", "high", "low", "close", "volume"]].astype("float64").sort_index()
-        expected = stored(symbol, tf, start, end)
         assert body["rows"] == len(expected) == len(df), (body["rows"], len(expected), len(df))
-        pd.testing.assert_frame_equal(df, expected, check_names=False, check_freq=False, rtol=0, atol=0)
+        # Each value within pandas' 10 decimals of the stored one (Arrow carries them exactly).
+        pd.testing.assert_frame_equal(df, expected, check_names=False, check_freq=False, rtol=0, atol=1e-10)
 
 
 def arrow_bars_read_by_pyarrow():
@@ -118,7 +126,7 @@ def health_contract():
 
 
 CHECKS = [
-    ("json data string read by pandas equals the store", json_bars_read_by_pandas),
+    ("json data string is pandas' own to_json text of the stored bars", json_bars_read_by_pandas),
     ("arrow stream read by pyarrow equals the store", arrow_bars_read_by_pyarrow),
     ("failures are HTTP 200 success:false naming the field", failures_are_http_200_with_success_false),
     ("a missing field is FastAPI's 422 naming it", missing_field_is_fastapis_422_naming_it),

@@ -6,17 +6,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use data_host::api::wire::{ARROW_STREAM, to_arrow, wants_arrow};
-use data_host::bars::frame_to_bars;
 use host_service_base::server::Json;
 use host_service_base::{CancellationToken, HostError};
 
-use super::correlation_id;
 use super::schemas::{
     ArrowStream, Bars, ErrorResponse, HeadTimestamp, LoadStarted, Success, meta_text,
 };
+use super::{bars_json, correlation_id};
 use crate::data::{
-    LoadRequest, MAX_JSON_BARS, StoredSeries, parse_instrument, parse_symbol, parse_time,
-    parse_timeframe,
+    LoadRequest, StoredSeries, parse_instrument, parse_symbol, parse_time, parse_timeframe,
 };
 use crate::gateway::Gateway;
 
@@ -67,8 +65,8 @@ pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response
 }
 
 /// `GET /api/v1/data/{symbol}/{timeframe}?start&end` (also `start_date`/`end_date`):
-/// stored bars in `[start, end)`; Arrow IPC when the client accepts it. A JSON answer
-/// holds at most [`MAX_JSON_BARS`] bars; more is a 400 naming the range field.
+/// stored bars in `[start, end)`; Arrow IPC when the client accepts it, else JSON
+/// streamed as it is written (no ceiling on the bars: memory stays flat).
 #[utoipa::path(get, path = "/api/v1/data/{symbol}/{timeframe}", tag = "data",
     params(
         ("symbol" = String, Path, description = "letters, digits, `.` and `-`", example = "FB"),
@@ -82,7 +80,7 @@ pub(super) async fn inventory(State(gateway): State<Gateway>) -> Result<Response
                 (Success<Bars> = "application/json"),
                 (ArrowStream = "application/vnd.apache.arrow.stream"),
             )),
-        (status = 400, description = "a bad parameter, named in `error.details.field`; or more than 100000 bars in the range for a JSON answer (the field is `start` or `start_date`: narrow the range or ask for Arrow)", body = ErrorResponse),
+        (status = 400, description = "a bad parameter, named in `error.details.field`", body = ErrorResponse),
         (status = 404, description = "nothing stored for the series", body = ErrorResponse),
     ))]
 pub(super) async fn bars(
@@ -94,8 +92,6 @@ pub(super) async fn bars(
     let symbol = parse_symbol("symbol", &symbol)?;
     let timeframe = parse_timeframe("timeframe", &timeframe)?;
     let (mut start, mut end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
-    // The range field the client used: what a refusal of too many bars names.
-    let mut range_field = "start";
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let value = value.trim();
         if value.is_empty() {
@@ -104,10 +100,7 @@ pub(super) async fn bars(
         // The error names the parameter as the client spelled it.
         match key.as_ref() {
             "start" => start = Some(parse_time("start", value)?),
-            "start_date" => {
-                start = Some(parse_time("start_date", value)?);
-                range_field = "start_date";
-            }
+            "start_date" => start = Some(parse_time("start_date", value)?),
             "end" => end = Some(parse_time("end", value)?),
             "end_date" => end = Some(parse_time("end_date", value)?),
             _ => {}
@@ -122,41 +115,18 @@ pub(super) async fn bars(
         ));
     }
     let frame = gateway.data().bars(&symbol, timeframe, start, end).await?;
-    let wants_arrow = wants_arrow(&headers);
-    if !wants_arrow && frame.height() > MAX_JSON_BARS {
-        return Err(HostError::bad_field(
-            range_field,
-            format!(
-                "{} bars of {symbol} {timeframe} are in the range; a JSON answer holds at most {MAX_JSON_BARS}: narrow the range (start/end) or ask for Arrow (Accept: {ARROW_STREAM}), which has no such limit",
-                frame.height()
-            ),
-        ));
+    if wants_arrow(&headers) {
+        // Encoding a large frame is CPU work: off the async threads.
+        let bytes = tokio::task::spawn_blocking(move || to_arrow(&frame))
+            .await
+            .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
+            .map_err(HostError::internal)?;
+        return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], Body::from(bytes)).into_response());
     }
-    // Encoding a large frame is CPU work: off the async threads.
-    tokio::task::spawn_blocking(move || -> Result<Response, HostError> {
-        if wants_arrow {
-            let bytes = to_arrow(&frame).map_err(HostError::internal)?;
-            return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], Body::from(bytes)).into_response());
-        }
-        let bars = frame_to_bars(&frame).map_err(HostError::internal)?;
-        let dates: Vec<String> = bars.iter().map(|b| b.timestamp.to_rfc3339()).collect();
-        let ohlcv: Vec<[f64; 5]> = bars
-            .iter()
-            .map(|b| [b.open, b.high, b.low, b.close, b.volume])
-            .collect();
-        let data = Bars {
-            symbol: symbol.as_str().to_owned(),
-            timeframe: timeframe.as_str().to_owned(),
-            points: bars.len(),
-            start: bars.first().map(|b| b.timestamp),
-            end: bars.last().map(|b| b.timestamp),
-            dates,
-            ohlcv,
-        };
-        Ok(axum::Json(Success::new(data)).into_response())
-    })
-    .await
-    .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
+    // JSON of any length: written on the blocking pool as the client reads it.
+    let body = bars_json::bars_body(symbol.as_str(), timeframe.as_str(), &frame)
+        .map_err(HostError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/data/{symbol}/{timeframe}/head-timestamp?instrument_type`: where the

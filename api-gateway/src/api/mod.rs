@@ -4,6 +4,7 @@
 //! (`{success: false, error: {code, message, details}}`).
 
 pub(crate) mod auth;
+mod bars_json;
 mod data;
 pub mod openapi;
 pub mod schemas;

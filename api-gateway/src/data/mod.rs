@@ -31,8 +31,7 @@ pub use load::{DEFAULT_RECONNECT_WAIT, default_lookback};
 pub use plan::{FetchRange, LoadMode};
 pub use store_io::StoredSeries;
 pub use validation::{
-    LoadRequest, LoadSpec, MAX_JSON_BARS, parse_instrument, parse_symbol, parse_time,
-    parse_timeframe,
+    LoadRequest, LoadSpec, parse_instrument, parse_symbol, parse_time, parse_timeframe,
 };
 
 /// Operation type of a data load.

@@ -1,6 +1,5 @@
 //! What a data request may say, checked before anything runs: the load body
-//! ([`LoadRequest`] → [`LoadSpec`], each error naming its field) and the ceiling on a
-//! JSON bars answer ([`MAX_JSON_BARS`]).
+//! ([`LoadRequest`] → [`LoadSpec`], each error naming its field).
 
 use chrono::{DateTime, Utc};
 use data_host::{InstrumentType, Symbol, Timeframe};
@@ -10,15 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::LoadMode;
 // The one reading of these values is data-host's; re-exported for the gateway's API and CLI.
 pub use data_host::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
-
-/// Most bars one JSON answer of `GET /api/v1/data/{symbol}/{timeframe}` holds: about
-/// 10 MB of JSON, a year of regular-hours 1-minute stock bars (252 × 390 = 98,280).
-/// A JSON answer is built whole in memory (each bar's date string and text besides its
-/// 48 bytes of columns) before it is sent, so a wider range is refused (400 naming the
-/// range field) instead of growing with the stored series; an Arrow answer, the bars'
-/// own compact columns, is not limited by it. The OpenAPI text of the route repeats the
-/// number (a test holds them together).
-pub const MAX_JSON_BARS: usize = 100_000;
 
 /// `POST /api/v1/data/load`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]

@@ -711,47 +711,54 @@ async fn fallback_mode_gives_instrument_type_to_the_in_process_ib_provider() {
 }
 
 #[tokio::test]
-async fn a_json_answer_holds_at_most_max_json_bars_and_arrow_takes_the_rest() {
-    use api_gateway::data::MAX_JSON_BARS;
+async fn a_long_range_is_streamed_as_json_with_every_bar_and_matches_arrow() {
     use std::fmt::Write as _;
-    // One more 1-minute bar than a JSON answer may hold, from 2024-01-01 00:00 on.
+    // 150,001 one-minute bars from 2024-01-01 00:00 on: once refused as JSON (the old
+    // ceiling was 100,000), now written as the client reads.
+    const BARS: i64 = 150_001;
     let dirs = Dirs::empty();
     let first: DateTime<Utc> = "2024-01-01T00:00:00Z".parse().expect("time");
     let mut csv = String::from("timestamp,open,high,low,close,volume\n");
-    for i in 0..=MAX_JSON_BARS as i64 {
+    for i in 0..BARS {
         let t = first + chrono::TimeDelta::minutes(i);
-        let _ = writeln!(csv, "{},1,2,0.5,1.5,10", t.format("%Y-%m-%dT%H:%M:%SZ"));
+        let _ = writeln!(
+            csv,
+            "{},{},2,0.5,1.5,{}",
+            t.format("%Y-%m-%dT%H:%M:%SZ"),
+            1.0 + i as f64 / 1e4,
+            10 + i
+        );
     }
     std::fs::write(dirs.data.path().join("WIDE_1m.csv"), csv).expect("store file");
     let (gw, _) = gateway(dirs.settings(GatewayConfig::default())).await;
     let url = |query: &str| format!("{}/api/v1/data/WIDE/1m{query}", gw.base);
 
-    for (query, field) in [("", "start"), ("?start_date=2024-01-01", "start_date")] {
-        let (status, answer) = get(&http(), &url(query)).await;
-        assert_eq!(status, 400, "{query}: {answer}");
-        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
-        let message = answer["error"]["message"].as_str().unwrap_or_default();
+    for query in ["", "?start_date=2024-01-01"] {
+        let response = http().get(url(query)).send().await.expect("GET");
+        assert_eq!(response.status().as_u16(), 200, "{query}");
+        // Streamed: no length is known before the last bar is written.
         assert!(
-            message.contains(&MAX_JSON_BARS.to_string()) && message.contains("Arrow"),
-            "{message}"
+            response.content_length().is_none(),
+            "{query}: {:?}",
+            response.headers()
+        );
+        let answer: Value = response.json().await.expect("json");
+        let data = &answer["data"];
+        assert_eq!(data["points"], BARS, "{query}");
+        assert_eq!(data["dates"].as_array().map(Vec::len), Some(BARS as usize));
+        assert_eq!(data["ohlcv"].as_array().map(Vec::len), Some(BARS as usize));
+        assert_eq!(data["dates"][0], "2024-01-01T00:00:00+00:00");
+        assert_eq!(data["start"], "2024-01-01T00:00:00Z");
+        let last = first + chrono::TimeDelta::minutes(BARS - 1);
+        assert_eq!(data["dates"][BARS as usize - 1], last.to_rfc3339());
+        let open = 1.0 + 12_345.0 / 1e4;
+        assert_eq!(
+            data["ohlcv"][12_345],
+            json!([open, 2.0, 0.5, 1.5, 12_355.0])
         );
     }
 
-    // Exactly the ceiling: the range without the last bar.
-    let last = first + chrono::TimeDelta::minutes(MAX_JSON_BARS as i64);
-    let (status, answer) = get(
-        &http(),
-        &url(&format!("?end={}", last.format("%Y-%m-%dT%H:%M:%SZ"))),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        answer["data"]["points"], MAX_JSON_BARS,
-        "{}",
-        answer["error"]
-    );
-
-    // Arrow: the whole range.
+    // Arrow: the same bars.
     let response = http()
         .get(url(""))
         .header("accept", data_host::api::wire::ARROW_STREAM)
@@ -761,17 +768,9 @@ async fn a_json_answer_holds_at_most_max_json_bars_and_arrow_takes_the_rest() {
     assert_eq!(response.status().as_u16(), 200);
     let bytes = response.bytes().await.expect("body");
     let frame = data_host::api::wire::from_arrow(&bytes).expect("arrow");
-    assert_eq!(frame.height(), MAX_JSON_BARS + 1);
-
-    // The documented ceiling is the enforced one.
-    let (_, doc) = get(&http(), &format!("{}/api/v1/openapi.json", gw.base)).await;
-    let refusal = &doc["paths"]["/api/v1/data/{symbol}/{timeframe}"]["get"]["responses"]["400"];
-    assert!(
-        refusal["description"]
-            .as_str()
-            .is_some_and(|d| d.contains(&format!("more than {MAX_JSON_BARS} bars"))),
-        "{refusal}"
-    );
+    assert_eq!(frame.height(), BARS as usize);
+    let opens = data_host::bars::value_column(&frame, "open").expect("open");
+    assert_eq!(opens[12_345], 1.0 + 12_345.0 / 1e4);
 }
 
 #[tokio::test]

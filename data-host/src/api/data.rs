@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ApiState;
+use super::pandas_json;
 use super::wire::{self, ARROW_STREAM};
 use crate::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 use crate::provider::{BarsRequest, DataError, Validation};
@@ -78,18 +79,23 @@ pub(super) async fn historical(
         Err(e) => return failure(&state, &e),
     };
     let rows = frame.height();
-    let arrow = wire::wants_arrow(&headers);
+    if !wire::wants_arrow(&headers) {
+        // Streamed: encoded on the blocking pool chunk by chunk as the client reads.
+        return match pandas_json::historical_body(&frame) {
+            Ok(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response(),
+            Err(e) => failure(&state, &DataError::Store(e.to_string())),
+        };
+    }
     // Encoding a large frame is CPU work: keep it off the async threads.
-    let encoded = tokio::task::spawn_blocking(move || {
-        if arrow {
-            wire::to_arrow(&frame).map(Encoded::Arrow)
-        } else {
-            wire::to_pandas_json(&frame).map(Encoded::Json)
-        }
-    })
-    .await;
-    match encoded {
-        Ok(Ok(Encoded::Arrow(bytes))) => {
+    match tokio::task::spawn_blocking(move || wire::to_arrow(&frame)).await {
+        Ok(Ok(bytes)) => {
             let mut response = bytes.into_response();
             response
                 .headers_mut()
@@ -99,25 +105,12 @@ pub(super) async fn historical(
                 .insert("x-rows", HeaderValue::from(rows));
             response
         }
-        Ok(Ok(Encoded::Json(data))) => axum::Json(HistoricalResponse {
-            success: true,
-            data: Some(data),
-            error: None,
-            rows: Some(rows),
-            error_code: None,
-        })
-        .into_response(),
         Ok(Err(e)) => failure(&state, &DataError::Store(e.to_string())),
         Err(e) => failure(
             &state,
             &DataError::Store(format!("encoding task failed: {e}")),
         ),
     }
-}
-
-enum Encoded {
-    Arrow(Vec<u8>),
-    Json(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub(crate) use data::{
     HeadResponse, HistoricalRequest, HistoricalResponse, ValidateRequest, ValidationResponse,
 };
 mod health;
+pub mod pandas_json;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,13 +6,13 @@
 //! - Arrow IPC stream (`application/vnd.apache.arrow.stream`), the same frame as
 //!   columns: no text formatting or parsing at either end.
 
-use std::fmt::Write as _;
 use std::io::Cursor;
 
 use polars::prelude::*;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
+use super::pandas_json::{Quoting, index_json};
 use crate::bars::{self, FrameError, VALUE_COLUMNS};
 use crate::store::csv::parse_timestamp;
 
@@ -56,38 +56,10 @@ pub enum WireError {
     Json(String),
 }
 
-/// Encodes a bars frame as the pandas `orient="index"` JSON text.
+/// Encodes a bars frame as the pandas `orient="index"` JSON text, digit for digit as
+/// pandas writes it (see [`pandas_json`](super::pandas_json)).
 pub fn to_pandas_json(frame: &DataFrame) -> Result<String, WireError> {
-    let ts = bars::timestamps_ms(frame)?;
-    let columns = VALUE_COLUMNS.map(|name| bars::value_column(frame, name));
-    let [open, high, low, close, volume] = columns;
-    let values = [open?, high?, low?, close?, volume?];
-    // ~110 bytes a row; one allocation for the whole text.
-    let mut out = String::with_capacity(2 + ts.len() * 112);
-    out.push('{');
-    for (row, &ms) in ts.iter().enumerate() {
-        if row > 0 {
-            out.push(',');
-        }
-        let time =
-            chrono::DateTime::from_timestamp_millis(ms).ok_or(FrameError::TimestampRange(ms))?;
-        let _ = write!(out, "\"{}\":{{", time.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
-        for (c, name) in VALUE_COLUMNS.iter().enumerate() {
-            if c > 0 {
-                out.push(',');
-            }
-            let v = values[c][row];
-            // pandas writes NaN and infinities as null.
-            if v.is_finite() {
-                let _ = write!(out, "\"{name}\":{v}");
-            } else {
-                let _ = write!(out, "\"{name}\":null");
-            }
-        }
-        out.push('}');
-    }
-    out.push('}');
-    Ok(out)
+    Ok(index_json(frame, Quoting::Raw)?)
 }
 
 #[derive(Deserialize)]
@@ -214,7 +186,7 @@ mod tests {
     #[test]
     fn pandas_json_has_iso_keys_and_round_trips() {
         let text = to_pandas_json(&sample()).expect("json");
-        assert!(text.starts_with(r#"{"2024-01-02T00:00:00.000Z":{"open":1.5,"high":2.25,"low":1,"close":2,"volume":1000}"#), "{text}");
+        assert!(text.starts_with(r#"{"2024-01-02T00:00:00.000Z":{"open":1.5,"high":2.25,"low":1.0,"close":2.0,"volume":1000.0}"#), "{text}");
         assert_eq!(from_pandas_json(&text).expect("decode"), sample());
         assert_eq!(to_pandas_json(&bars::empty_frame()).expect("json"), "{}");
         assert_eq!(from_pandas_json("{}").expect("decode").height(), 0);

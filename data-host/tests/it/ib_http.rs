@@ -6,16 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use data_host::client::{DataHostClient, Format};
 use data_host::ib::{IbConfig, IbProvider, PacingLimits};
 use data_host::provider::{BarsRequest, DataProvider};
 use data_host::sim::{SimConfig, SimHandle, SimPacing, SimStats, Simulator, StoreBarSource};
 use data_host::store::{Store, StoreFormat};
 use data_host::{Symbol, Timeframe};
-use host_service_base::{CancellationToken, SplitMix64};
+use host_service_base::SplitMix64;
 use serde_json::{Value, json};
 
-use crate::support::{RunningHost, sample_dir, start_host};
+use crate::support::{RunningHost, assert_both_clients_get, sample_dir, start_host};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -96,7 +95,6 @@ async fn bars_over_http_from_the_simulator_equal_the_store() {
     let ib = provider(&sim, 20, 11);
     until("connected", || ib.status().connected).await;
     let host = start_host(ib.clone()).await;
-    let cancel = CancellationToken::new();
     for (tf, start, end) in [
         (Timeframe::D1, at(2010, 1, 1), at(2011, 1, 1)),
         (Timeframe::H1, at(2025, 1, 1), at(2025, 4, 1)),
@@ -108,16 +106,7 @@ async fn bars_over_http_from_the_simulator_equal_the_store() {
             .load_range(&request.symbol, tf, start, end)
             .expect("store");
         assert!(expected.height() > 200, "{tf}");
-        for format in [Format::Arrow, Format::Json] {
-            let client = DataHostClient::new(&host.base)
-                .expect("client")
-                .format(format);
-            let got = client.bars(&request, &cancel).await.expect("bars");
-            assert_eq!(
-                got, expected,
-                "{tf} via {format:?}: every row, every column"
-            );
-        }
+        assert_both_clients_get(&host.base, &request, &expected).await;
     }
     let (_, detailed) = get(&host, "/health/detailed").await;
     assert_eq!(

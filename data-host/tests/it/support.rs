@@ -58,3 +58,27 @@ pub(crate) async fn start_host(provider: Arc<dyn DataProvider>) -> RunningHost {
 pub(crate) fn local(dir: &Path) -> Arc<dyn DataProvider> {
     Arc::new(LocalProvider::new(Store::new(dir, StoreFormat::Csv)))
 }
+
+/// Fetches `request` from the host with an Arrow client and with a JSON client and
+/// checks what each decodes: Arrow carries every bit of `expected`; JSON carries what
+/// pandas writes for it (ten decimals at most, as KTRDR's host sends).
+pub(crate) async fn assert_both_clients_get(
+    base: &str,
+    request: &data_host::provider::BarsRequest,
+    expected: &polars::prelude::DataFrame,
+) {
+    use data_host::api::wire;
+    use data_host::client::{DataHostClient, Format};
+    let as_pandas_writes =
+        wire::from_pandas_json(&wire::to_pandas_json(expected).expect("json")).expect("decode");
+    let cancel = CancellationToken::new();
+    for (format, expected) in [(Format::Arrow, expected), (Format::Json, &as_pandas_writes)] {
+        let client = DataHostClient::new(base).expect("client").format(format);
+        let got = client.bars(request, &cancel).await.expect("bars");
+        assert_eq!(
+            &got, expected,
+            "{:?} via {format:?}: every row, every column",
+            request.timeframe
+        );
+    }
+}

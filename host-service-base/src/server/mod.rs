@@ -11,6 +11,7 @@ mod extract;
 mod layers;
 mod routes;
 mod shutdown;
+mod streamed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use extract::{Json, Query, ValidationStyle};
 pub use routes::Readiness;
 pub use shutdown::{shutdown_signal, shutdown_token};
+pub use streamed::{CHUNK_BYTES, blocking_body};
 
 use crate::operations::Operations;
 
