@@ -120,6 +120,21 @@ impl FeatureFrame {
             .all(|c| c.get(row).is_some_and(|v| v.is_finite()))
     }
 
+    /// [`Self::is_complete`] for every row at once, column by column: one sequential
+    /// pass per column instead of a hop across all columns per row.
+    pub fn complete_rows(&self) -> Vec<bool> {
+        let mut complete = vec![true; self.len()];
+        for column in &self.columns {
+            for (ok, v) in complete.iter_mut().zip(column) {
+                *ok &= v.is_finite();
+            }
+            if column.len() < complete.len() {
+                complete[column.len()..].fill(false);
+            }
+        }
+        complete
+    }
+
     /// Appends a column.
     pub(crate) fn push(&mut self, name: String, values: Vec<f64>) {
         self.names.push(name);

@@ -19,49 +19,72 @@ pub fn membership(m: &Membership, x: f64) -> f64 {
         return f64::NAN;
     }
     match *m {
-        Membership::Triangular { a, b, c } => {
-            if x < a || x > c {
-                0.0
-            } else if x < b {
-                // a <= x < b, so b > a.
-                (x - a) / (b - a)
-            } else if x > b {
-                // b < x <= c, so c > b.
-                (c - x) / (c - b)
-            } else {
-                1.0
-            }
-        }
-        Membership::Trapezoidal { a, b, c, d } => {
-            if x < a || x > d {
-                0.0
-            } else if x < b {
-                (x - a) / (b - a)
-            } else if x <= c {
-                1.0
-            } else {
-                // c < x <= d, so d > c.
-                (d - x) / (d - c)
-            }
-        }
-        Membership::Gaussian { mu, sigma } => {
-            let z = (x - mu) / sigma;
-            (-0.5 * z * z).exp()
-        }
+        Membership::Triangular { a, b, c } => triangular(a, b, c, x),
+        Membership::Trapezoidal { a, b, c, d } => trapezoidal(a, b, c, d, x),
+        Membership::Gaussian { mu, sigma } => gaussian(mu, sigma, x),
     }
 }
 
+#[inline(always)]
+fn triangular(a: f64, b: f64, c: f64, x: f64) -> f64 {
+    if x < a || x > c {
+        0.0
+    } else if x < b {
+        // a <= x < b, so b > a.
+        (x - a) / (b - a)
+    } else if x > b {
+        // b < x <= c, so c > b.
+        (c - x) / (c - b)
+    } else {
+        1.0
+    }
+}
+
+#[inline(always)]
+fn trapezoidal(a: f64, b: f64, c: f64, d: f64, x: f64) -> f64 {
+    if x < a || x > d {
+        0.0
+    } else if x < b {
+        (x - a) / (b - a)
+    } else if x <= c {
+        1.0
+    } else {
+        // c < x <= d, so d > c.
+        (d - x) / (d - c)
+    }
+}
+
+#[inline(always)]
+fn gaussian(mu: f64, sigma: f64, x: f64) -> f64 {
+    let z = (x - mu) / sigma;
+    (-0.5 * z * z).exp()
+}
+
+/// `f` on every value, NaN passing through.
+fn degrees(values: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    values
+        .iter()
+        .map(|&x| if x.is_nan() { f64::NAN } else { f(x) })
+        .collect()
+}
+
 /// The feature columns of one fuzzy input: `{prefix}{key}_{set}` for every set.
-pub(crate) fn fuzzify(input: &FuzzyInput, values: &[f64], prefix: &str) -> Vec<(String, Vec<f64>)> {
+///
+/// The same functions as [`membership`], with the shape matched once per set instead
+/// of once per value, so each column is one tight loop (issue 16).
+pub fn fuzzify(input: &FuzzyInput, values: &[f64], prefix: &str) -> Vec<(String, Vec<f64>)> {
     input
         .sets
         .iter()
         .map(|set| {
             let name = format!("{prefix}{}_{}", input.key, set.name);
-            let column = values
-                .iter()
-                .map(|&x| membership(&set.membership, x))
-                .collect();
+            let column = match set.membership {
+                Membership::Triangular { a, b, c } => degrees(values, |x| triangular(a, b, c, x)),
+                Membership::Trapezoidal { a, b, c, d } => {
+                    degrees(values, |x| trapezoidal(a, b, c, d, x))
+                }
+                Membership::Gaussian { mu, sigma } => degrees(values, |x| gaussian(mu, sigma, x)),
+            };
             (name, column)
         })
         .collect()

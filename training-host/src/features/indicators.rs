@@ -1,9 +1,13 @@
 //! Technical indicators on plain f64 slices, following the textbook definitions
 //! exactly; outputs have the input's length with NaN during warm-up.
 //!
-//! Windows are summed afresh for every row instead of with a running sum: it costs
-//! `period` additions per row (periods are capped at 10 000) and keeps each value
-//! exactly the textbook sum, so a NaN in one window cannot poison later ones.
+//! Everything is O(n) whatever the period (issue 16: periods go up to 10 000 and
+//! series to millions of bars). Windowed sums, variances and extremes slide in
+//! `rolling`, which says why they stay within a few ulps of the window summed afresh:
+//! non-finite values are counted instead of summed, so a NaN in one window cannot
+//! poison later ones, and each window is re-summed every `period` rows, so rounding
+//! never drifts. `super::reference` keeps the per-row textbook loops they are tested
+//! against.
 //!
 //! Conventions where definitions differ between libraries:
 //! - EMA: `alpha = 2/(n+1)`, seeded with the SMA of the first `n` values (from the
@@ -22,13 +26,9 @@ use crate::strategy::Indicator;
 
 /// Simple moving average.
 pub fn sma(x: &[f64], period: usize) -> Vec<f64> {
-    let mut out = vec![f64::NAN; x.len()];
-    if period == 0 {
-        return out;
-    }
-    for i in period.saturating_sub(1)..x.len() {
-        let window = &x[i + 1 - period..=i];
-        out[i] = window.iter().sum::<f64>() / period as f64;
+    let mut out = rolling::window_sums(x, period);
+    for v in &mut out {
+        *v /= period as f64;
     }
     out
 }
@@ -123,19 +123,13 @@ pub struct Bbands {
 
 /// Bollinger bands with the population standard deviation.
 pub fn bbands(x: &[f64], period: usize, multiplier: f64) -> Bbands {
-    let middle = sma(x, period);
-    let mut upper = vec![f64::NAN; x.len()];
+    // The variances' buffer becomes the upper band: one series-sized allocation less.
+    let (middle, mut upper) = rolling::window_mean_var(x, period);
     let mut lower = vec![f64::NAN; x.len()];
-    for i in period.saturating_sub(1)..x.len() {
-        if period == 0 {
-            break;
-        }
-        let mean = middle[i];
-        let window = &x[i + 1 - period..=i];
-        let var = window.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / period as f64;
-        let sd = var.sqrt();
-        upper[i] = mean + multiplier * sd;
-        lower[i] = mean - multiplier * sd;
+    for ((upper, lower), &mean) in upper.iter_mut().zip(&mut lower).zip(&middle) {
+        let sd = upper.sqrt();
+        *upper = mean + multiplier * sd;
+        *lower = mean - multiplier * sd;
     }
     Bbands {
         upper,
@@ -200,16 +194,13 @@ pub fn stochastic(
     d_period: usize,
 ) -> Stochastic {
     let len = high.len().min(low.len()).min(close.len());
+    let hh = rolling::window_extreme(high, k_period, len, true);
+    let ll = rolling::window_extreme(low, k_period, len, false);
     let mut k = vec![f64::NAN; close.len()];
     if k_period > 0 {
-        for i in k_period - 1..len {
-            let from = i + 1 - k_period;
-            let hh = high[from..=i]
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
-            let ll = low[from..=i].iter().copied().fold(f64::INFINITY, f64::min);
-            k[i] = if hh > ll {
+        for (i, slot) in k.iter_mut().enumerate().take(len).skip(k_period - 1) {
+            let (hh, ll) = (hh[i], ll[i]);
+            *slot = if hh > ll {
                 100.0 * (close[i] - ll) / (hh - ll)
             } else {
                 50.0
@@ -255,6 +246,8 @@ pub fn compute(indicator: &Indicator, bars: &Ohlc) -> Vec<(&'static str, Vec<f64
         }
     }
 }
+
+mod rolling;
 
 #[cfg(test)]
 mod tests;

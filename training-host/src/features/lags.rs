@@ -6,14 +6,16 @@ use super::frame::FeatureFrame;
 
 /// Appends `{name}_lag1..{name}_lag{k}` for every current column: all lag-1 columns,
 /// then all lag-2 columns, and so on.
-pub(crate) fn add_lags(frame: &mut FeatureFrame, k: usize) {
+pub fn add_lags(frame: &mut FeatureFrame, k: usize) {
     let base = frame.columns.len();
     for lag in 1..=k {
         for j in 0..base {
             let column = &frame.columns[j];
-            let shifted: Vec<f64> = (0..column.len())
-                .map(|i| i.checked_sub(lag).map_or(f64::NAN, |from| column[from]))
-                .collect();
+            // NaN for the first `lag` rows, then the column itself: two bulk copies.
+            let head = lag.min(column.len());
+            let mut shifted = Vec::with_capacity(column.len());
+            shifted.resize(head, f64::NAN);
+            shifted.extend_from_slice(&column[..column.len() - head]);
             let name = format!("{}_lag{lag}", frame.names[j]);
             frame.push(name, shifted);
         }

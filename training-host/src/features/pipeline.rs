@@ -69,6 +69,17 @@ pub fn features_from_ohlc(
     strategy: &Strategy,
     bars: &BTreeMap<Timeframe, Ohlc>,
 ) -> Result<FeatureFrame, FeatureError> {
+    let mut frame = unlagged_features(strategy, bars)?;
+    add_lags(&mut frame, strategy.model.features.lookback_periods);
+    Ok(frame)
+}
+
+/// [`features_from_ohlc`] without the lag columns, which are shifted copies: the
+/// dataset reads them from these columns instead of allocating them (issue 16).
+fn unlagged_features(
+    strategy: &Strategy,
+    bars: &BTreeMap<Timeframe, Ohlc>,
+) -> Result<FeatureFrame, FeatureError> {
     let base_tf = strategy.training_data.base_timeframe;
     let base = bars
         .get(&base_tf)
@@ -104,7 +115,6 @@ pub fn features_from_ohlc(
             frame.push(name, column);
         }
     }
-    add_lags(&mut frame, strategy.model.features.lookback_periods);
     Ok(frame)
 }
 
@@ -152,11 +162,16 @@ pub(crate) struct LabelledRows {
 }
 
 /// Features and zigzag labels of one symbol, joined row for row on the base bars.
+///
+/// The same rows and columns as [`features_from_ohlc`] filtered to complete, labelled
+/// rows, but lag `j` of a column is read as the column `j` rows earlier instead of from
+/// a materialised copy: on a million bars that saves allocating (and faulting in)
+/// `lookback × columns` vectors, the pipeline's largest cost (issue 16).
 pub(crate) fn labelled_rows(
     strategy: &Strategy,
     bars: &BTreeMap<Timeframe, Ohlc>,
 ) -> Result<LabelledRows, FeatureError> {
-    let frame = features_from_ohlc(strategy, bars)?;
+    let frame = unlagged_features(strategy, bars)?;
     let base_tf = strategy.training_data.base_timeframe;
     let close = bars
         .get(&base_tf)
@@ -164,11 +179,22 @@ pub(crate) fn labelled_rows(
         .unwrap_or(&[]);
     let config = strategy.training.labels;
     let labels = zigzag_labels(close, config.zigzag_threshold, config.label_lookahead);
+    let lookback = strategy.model.features.lookback_periods;
+    // Row i is complete with its lags when rows i - lookback ..= i are complete.
+    let mut run = 0usize;
+    let complete: Vec<bool> = frame
+        .complete_rows()
+        .into_iter()
+        .map(|ok| {
+            run = if ok { run + 1 } else { 0 };
+            run > lookback
+        })
+        .collect();
     let keep: Vec<(usize, u32)> = labels
         .iter()
         .enumerate()
         .filter_map(|(i, label)| Some((i, (*label)?.index())))
-        .filter(|&(i, _)| frame.is_complete(i))
+        .filter(|&(i, _)| complete.get(i).copied().unwrap_or(false))
         .collect();
     if keep.is_empty() {
         return Err(FeatureError::NoRows {
@@ -177,14 +203,21 @@ pub(crate) fn labelled_rows(
             lookahead: config.label_lookahead,
         });
     }
+    // Columns in feature order: every column, then every column lagged 1, 2, ...; a
+    // kept row has i >= lookback, so i - lag never underflows.
+    let columns = (0..=lookback)
+        .flat_map(|lag| {
+            let keep = &keep;
+            frame
+                .columns
+                .iter()
+                .map(move |c| keep.iter().map(|&(i, _)| c[i - lag]).collect())
+        })
+        .collect();
     Ok(LabelledRows {
         bars: frame.len(),
         timestamps: keep.iter().map(|&(i, _)| frame.timestamps[i]).collect(),
-        columns: frame
-            .columns
-            .iter()
-            .map(|c| keep.iter().map(|&(i, _)| c[i]).collect())
-            .collect(),
+        columns,
         labels: keep.iter().map(|&(_, y)| y).collect(),
     })
 }
@@ -239,11 +272,9 @@ pub fn build_dataset(
                 start: split.y.len(),
                 len: range.len(),
             });
-            for i in range {
-                scaler.append_row(&rows.columns, i, &mut split.x);
-                split.y.push(rows.labels[i]);
-                split.timestamps.push(rows.timestamps[i]);
-            }
+            scaler.append_rows(&rows.columns, range.clone(), &mut split.x);
+            split.y.extend_from_slice(&rows.labels[range.clone()]);
+            split.timestamps.extend_from_slice(&rows.timestamps[range]);
         }
         split
     };
@@ -288,7 +319,8 @@ pub fn features_for_inference(
         feature_names: names,
         ..InferenceFeatures::default()
     };
-    for i in (0..frame.len()).filter(|&i| frame.is_complete(i)) {
+    let complete = frame.complete_rows();
+    for i in (0..frame.len()).filter(|&i| complete[i]) {
         scaler.append_row(&frame.columns, i, &mut out.x);
         out.timestamps.push(frame.timestamps[i]);
     }
