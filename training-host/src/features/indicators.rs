@@ -194,19 +194,14 @@ pub fn stochastic(
     d_period: usize,
 ) -> Stochastic {
     let len = high.len().min(low.len()).min(close.len());
-    let hh = rolling::window_extreme(high, k_period, len, true);
-    let ll = rolling::window_extreme(low, k_period, len, false);
     let mut k = vec![f64::NAN; close.len()];
-    if k_period > 0 {
-        for (i, slot) in k.iter_mut().enumerate().take(len).skip(k_period - 1) {
-            let (hh, ll) = (hh[i], ll[i]);
-            *slot = if hh > ll {
-                100.0 * (close[i] - ll) / (hh - ll)
-            } else {
-                50.0
-            };
-        }
-    }
+    rolling::window_high_low(high, low, k_period, len, |i, hh, ll| {
+        k[i] = if hh > ll {
+            100.0 * (close[i] - ll) / (hh - ll)
+        } else {
+            50.0
+        };
+    });
     let d = sma(&k, d_period);
     Stochastic { k, d }
 }

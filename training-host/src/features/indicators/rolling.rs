@@ -206,49 +206,56 @@ pub(super) fn window_mean_var(x: &[f64], period: usize) -> (Vec<f64>, Vec<f64>) 
     (mean, var)
 }
 
-/// Highest value of each `period` window (NaN ignored, -inf if all NaN) when `max`,
-/// lowest (+inf if all NaN) otherwise, over the first `len` values.
+/// Calls `emit(i, highest, lowest)` for every full window ending at `i < len`: the
+/// highest of `high` (NaN ignored, -inf if all NaN) and the lowest of `low` (+inf if
+/// all NaN) over rows `i + 1 - period ..= i`.
 ///
 /// van Herk / Gil-Werman: cut the series into blocks of `period` rows. A window spans
 /// at most two blocks, so its extreme is the extreme of the previous block from the
 /// window's start to that block's end (a suffix, stored per block) against the
 /// extreme of the current block from its start to the window's end (a running
-/// prefix): three comparisons per value whatever the period, and only two
-/// period-sized buffers, so no series-sized scratch to allocate. `f64::max`/`min`
-/// pick exactly one of the values and skip NaN, as the textbook fold does.
-pub(super) fn window_extreme(x: &[f64], period: usize, len: usize, max: bool) -> Vec<f64> {
-    let mut out = vec![f64::NAN; len];
-    let x = &x[..len.min(x.len())];
-    if period == 0 || x.len() < period {
-        return out;
+/// prefix): three comparisons per value whatever the period, and only period-sized
+/// buffers, so nothing series-sized to allocate. `f64::max`/`min` pick exactly one of
+/// the values and skip NaN, as the textbook fold does.
+pub(super) fn window_high_low(
+    high: &[f64],
+    low: &[f64],
+    period: usize,
+    len: usize,
+    mut emit: impl FnMut(usize, f64, f64),
+) {
+    let len = len.min(high.len()).min(low.len());
+    if period == 0 || len < period {
+        return;
     }
-    let (empty, pick): (f64, fn(f64, f64) -> f64) = if max {
-        (f64::NEG_INFINITY, f64::max)
-    } else {
-        (f64::INFINITY, f64::min)
-    };
-    let mut previous = vec![empty; period];
-    let mut current = vec![empty; period];
-    for (block, out) in x.chunks(period).zip(out.chunks_mut(period)) {
-        let mut acc = empty;
-        for (slot, &v) in current.iter_mut().zip(block).rev() {
-            acc = pick(acc, v);
-            *slot = acc;
+    let (high, low) = (&high[..len], &low[..len]);
+    let (mut previous_high, mut current_high) =
+        (vec![f64::NEG_INFINITY; period], vec![0.0; period]);
+    let (mut previous_low, mut current_low) = (vec![f64::INFINITY; period], vec![0.0; period]);
+    for (b, (hb, lb)) in high.chunks(period).zip(low.chunks(period)).enumerate() {
+        let (mut hh, mut ll) = (f64::NEG_INFINITY, f64::INFINITY);
+        for (j, (&h, &l)) in hb.iter().zip(lb).enumerate().rev() {
+            hh = hh.max(h);
+            ll = ll.min(l);
+            current_high[j] = hh;
+            current_low[j] = ll;
         }
         // Row j of this block ends the window starting at row j + 1 of the previous
         // block, or (j = period - 1) the window that is exactly this block.
-        let mut ahead = empty;
-        for (j, (slot, &v)) in out.iter_mut().zip(block).enumerate() {
-            ahead = pick(ahead, v);
-            if let Some(&suffix) = previous.get(j + 1) {
-                *slot = pick(suffix, ahead);
-            } else {
-                *slot = ahead;
+        let (mut hh, mut ll) = (f64::NEG_INFINITY, f64::INFINITY);
+        for (j, (&h, &l)) in hb.iter().zip(lb).enumerate() {
+            hh = hh.max(h);
+            ll = ll.min(l);
+            let i = b * period + j;
+            if i + 1 < period {
+                continue;
+            }
+            match (previous_high.get(j + 1), previous_low.get(j + 1)) {
+                (Some(&ph), Some(&pl)) => emit(i, ph.max(hh), pl.min(ll)),
+                _ => emit(i, hh, ll),
             }
         }
-        std::mem::swap(&mut previous, &mut current);
+        std::mem::swap(&mut previous_high, &mut current_high);
+        std::mem::swap(&mut previous_low, &mut current_low);
     }
-    // The first block has no previous block: its rows before `period - 1` are warm-up.
-    out[..period - 1].fill(f64::NAN);
-    out
 }
