@@ -2,9 +2,11 @@
 //! answering the same bytes (the floor), on axum with the route alone, and on the full
 //! host-service-base `Server` as services run it (a tracing span per request with a
 //! subscriber at `info`, request metrics into the installed Prometheus recorder, the
-//! timeout, the body limit, TCP_NODELAY), at 1 and 64 connections, side by side.
+//! timeout, the body limit, TCP_NODELAY), at 1 and 64 connections, side by side; and
+//! the scaffold's router with each optional layer alone, to price each.
 //!
-//! `cargo bench -p host-service-base --bench request_path` (`-- --secs N` per row).
+//! `cargo bench -p host-service-base --bench request_path` (`-- --secs N` per row,
+//! `--rounds N` interleaved rounds, median reported).
 //! The load generator shares the two cores with the server: every row pays that alike.
 
 mod support;
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
 use host_service_base::CancellationToken;
-use host_service_base::server::{Server, ServerConfig};
+use host_service_base::server::{LayerSet, Server, ServerConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -66,6 +68,11 @@ async fn axum_alone(body: Bytes) -> SocketAddr {
             async move { ([(hyper::header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
+    serve_router(router).await
+}
+
+/// Serves `router` with axum on a loopback port, TCP_NODELAY as the Server sets it.
+async fn serve_router(router: Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let listener = listener.tap_io(|tcp| {
@@ -76,6 +83,13 @@ async fn axum_alone(body: Bytes) -> SocketAddr {
 }
 
 use axum::serve::ListenerExt;
+
+/// The scaffold's router with only `layers`, served like `axum_alone`: prices each
+/// layer against the rows beside it.
+async fn server_with(layers: LayerSet) -> SocketAddr {
+    serve_router(Server::new(ServerConfig::new("bench"), Router::new()).router_with_layers(layers))
+        .await
+}
 
 /// The full server as services run it.
 async fn full_server() -> SocketAddr {
@@ -171,26 +185,68 @@ fn main() {
         let probe = load_body(full).await;
         let floor = bare_hyper(probe.clone()).await;
         let alone = axum_alone(probe.clone()).await;
+        let only = |span, metrics, timeout| {
+            server_with(LayerSet {
+                span,
+                metrics,
+                timeout,
+            })
+        };
+        let (shell, span, metrics, timeout) = (
+            only(false, false, false).await,
+            only(true, false, false).await,
+            only(false, true, false).await,
+            only(false, false, true).await,
+        );
 
-        println!("# GET /health: the request path against its floor ({secs} s per row, 2 tokio workers; the load generator shares them)");
-        println!("| server | connections | req/s | vs floor | p50 µs | p99 µs |");
-        println!("|---|---:|---:|---:|---:|---:|");
+        // Rounds of every row, interleaved, so a burst of other load on the box
+        // touches all rows alike; each row reports its median round and the range.
+        let rounds = support::count_arg("--rounds", 3);
+        let servers = [
+            ("bare hyper (floor)", floor),
+            ("axum, route alone", alone),
+            ("Server router, no optional layer", shell),
+            ("  + span only", span),
+            ("  + metrics only", metrics),
+            ("  + timeout only", timeout),
+            ("host-service-base Server (all)", full),
+        ];
+        println!("# GET /health: the request path against its floor ({rounds} interleaved rounds of {secs} s per row, 2 tokio workers; the load generator shares them)");
+        println!("| server | connections | req/s (median) | vs floor (median) | vs floor (range) | p50 µs | p99 µs |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
         for connections in [1, 64] {
-            let rows = [
-                load("bare hyper (floor)", floor, connections, secs).await,
-                load("axum, route alone", alone, connections, secs).await,
-                load("host-service-base Server", full, connections, secs).await,
-            ];
-            let base = rows[0].rps();
-            for row in &rows {
+            // runs[row][round]
+            let mut runs: Vec<Vec<Row>> = servers.iter().map(|_| Vec::new()).collect();
+            for _ in 0..rounds {
+                for (i, (name, addr)) in servers.iter().enumerate() {
+                    runs[i].push(load(name, *addr, connections, secs).await);
+                }
+            }
+            // Each round's ratio to that round's floor.
+            let ratios: Vec<Vec<f64>> = runs
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .zip(&runs[0])
+                        .map(|(r, floor)| r.rps() / floor.rps())
+                        .collect()
+                })
+                .collect();
+            for (row, ratios) in runs.iter_mut().zip(ratios) {
+                row.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+                let median = &row[row.len() / 2];
+                let mut sorted = ratios.clone();
+                sorted.sort_by(f64::total_cmp);
                 println!(
-                    "| {} | {} | {:.0} | {:.2}x | {:.0} | {:.0} |",
-                    row.name,
-                    row.connections,
-                    row.rps(),
-                    row.rps() / base,
-                    row.pct(0.5),
-                    row.pct(0.99)
+                    "| {} | {} | {:.0} | {:.2}x | {:.2}–{:.2}x | {:.0} | {:.0} |",
+                    median.name,
+                    median.connections,
+                    median.rps(),
+                    sorted[sorted.len() / 2],
+                    sorted[0],
+                    sorted[sorted.len() - 1],
+                    median.pct(0.5),
+                    median.pct(0.99)
                 );
             }
         }

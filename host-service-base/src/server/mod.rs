@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use extract::{Json, Query, ValidationStyle};
+#[doc(hidden)]
+pub use layers::LayerSet;
 pub use routes::Readiness;
 pub use shutdown::{shutdown_signal, shutdown_token};
 pub use streamed::{CHUNK_BYTES, blocking_body};
@@ -126,6 +128,13 @@ impl Server {
 
     /// The finished router (standard routes and middleware), e.g. for `oneshot` tests.
     pub fn into_router(self) -> Router {
+        self.router_with_layers(LayerSet::ALL)
+    }
+
+    /// The router with only some of the per-request layers: for the request_path
+    /// benchmark, which prices each layer alone. Services use [`Self::into_router`].
+    #[doc(hidden)]
+    pub fn router_with_layers(self, layers: LayerSet) -> Router {
         let probes = routes::router(
             &self.config.service,
             self.config.liveness_route,
@@ -137,7 +146,7 @@ impl Server {
             body_limit: self.config.body_limit,
             validation: self.config.validation,
         };
-        layers::apply(self.router.merge(probes), limits)
+        layers::apply(self.router.merge(probes), limits, layers)
     }
 
     /// Serves on `listener` until `shutdown` fires, then shuts down gracefully.

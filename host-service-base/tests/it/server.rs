@@ -505,3 +505,39 @@ async fn handler_errors_use_the_envelope() {
     );
     s.shutdown.cancel();
 }
+
+#[tokio::test]
+async fn every_request_is_counted_by_route_pattern_method_and_status() {
+    let metrics = host_service_base::telemetry::Metrics::install().expect("recorder");
+    let router = Router::new().route("/metered/{id}", get(|| async { "ok" }));
+    let server = start(Server::new(ServerConfig::new("metered"), router)).await;
+    let http = reqwest::Client::new();
+    for id in 1..=3 {
+        let response = http
+            .get(format!("{}/metered/{id}", server.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    // An invented method on a known route: 405, counted as OTHER (no new series per
+    // method a client makes up).
+    let purge = reqwest::Method::from_bytes(b"PURGE").expect("method");
+    let response = http
+        .request(purge, format!("{}/metered/9", server.base))
+        .send()
+        .await
+        .expect("PURGE");
+    assert_eq!(response.status().as_u16(), 405);
+
+    let text = metrics.render();
+    for line in [
+        r#"hostbridge_http_requests_total{method="GET",route="/metered/{id}",status="200"} 3"#,
+        r#"hostbridge_http_requests_total{method="OTHER",route="/metered/{id}",status="405"} 1"#,
+        r#"hostbridge_http_request_duration_seconds_count{method="GET",route="/metered/{id}"} 3"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in:\n{text}");
+    }
+    assert!(!text.contains("/metered/1"), "raw paths must not be labels");
+    server.shutdown.cancel();
+}
