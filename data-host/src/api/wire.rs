@@ -120,7 +120,9 @@ pub fn from_pandas_json(text: &str) -> Result<DataFrame, WireError> {
 /// Encodes a frame as an Arrow IPC stream.
 pub fn to_arrow(frame: &DataFrame) -> Result<Vec<u8>, WireError> {
     let mut frame = frame.clone();
-    let mut out = Vec::new();
+    // Sized for the columns plus message headers up front: growing by doubling copied
+    // the answer several times (and faulted in fresh pages for each copy).
+    let mut out = Vec::with_capacity(frame.estimated_size() + 64 * 1024);
     IpcStreamWriter::new(&mut out)
         .finish(&mut frame)
         .map_err(|e| WireError::Arrow(e.to_string()))?;
