@@ -213,6 +213,37 @@ impl DayText {
     }
 }
 
+/// When [`push_clock`] writes milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Millis {
+    /// Always `.mmm` (pandas' ISO form).
+    Always,
+    /// Only when not zero (chrono's RFC 3339 form for millisecond times).
+    WhenNotZero,
+}
+
+/// Appends `Thh:mm:ss[.mmm]`, the time of day of `ms` (Unix milliseconds, UTC): the
+/// part after the date of every bar time a JSON writer emits.
+pub fn push_clock(out: &mut Vec<u8>, ms: i64, millis: Millis) {
+    let two = |out: &mut Vec<u8>, n: i64| {
+        out.push(b'0' + (n / 10) as u8);
+        out.push(b'0' + (n % 10) as u8);
+    };
+    let of_day = ms.rem_euclid(MS_PER_DAY);
+    out.push(b'T');
+    two(out, of_day / 3_600_000);
+    out.push(b':');
+    two(out, of_day / 60_000 % 60);
+    out.push(b':');
+    two(out, of_day / 1000 % 60);
+    let milli = of_day % 1000;
+    if millis == Millis::Always || milli != 0 {
+        out.push(b'.');
+        out.push(b'0' + (milli / 100) as u8);
+        two(out, milli % 100);
+    }
+}
+
 /// A frame to bars.
 pub fn frame_to_bars(frame: &DataFrame) -> Result<Vec<Bar>, FrameError> {
     let ts = timestamps_ms(frame)?;

@@ -15,10 +15,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use data_host::store::{Store, StoreFormat};
-use data_host::{Symbol, Timeframe, bars};
-use polars::prelude::DataFrame;
+use data_host::{Symbol, Timeframe};
 use training_host::features::{
     FeatureFrame, Ohlc, Scaler, build_dataset, features_from_ohlc, fuzzy, indicators, lags,
     reference,
@@ -26,40 +23,17 @@ use training_host::features::{
 use training_host::labels::zigzag_labels;
 use training_host::strategy::{FuzzyInput, Strategy, parse_strategy};
 
+use support::synthesise;
+
+// The same synthetic bars as data-host's and the gateway's benches.
+#[path = "../../data-host/benches/support/mod.rs"]
+mod support;
+
 /// `fuzzy::fuzzify` or its reference.
 type Fuzzify = fn(&FuzzyInput, &[f64], &str) -> Vec<(String, Vec<f64>)>;
 
 const BARS: usize = 1_000_000;
 const RUNS: usize = 5;
-
-/// `rows` minute bars replaying the sample series' bar-to-bar changes.
-fn synthesise(rows: usize) -> Result<DataFrame, Box<dyn std::error::Error>> {
-    let sample_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
-    let sample = Store::new(sample_dir, StoreFormat::Csv)
-        .load(&Symbol::parse("AAPL")?, Timeframe::M1)?
-        .ok_or("sample data/AAPL_1m.csv missing")?;
-    let src = bars::frame_to_bars(&sample)?;
-    let start: DateTime<Utc> = "2000-01-03T14:30:00Z".parse()?;
-    let mut ts = Vec::with_capacity(rows);
-    let mut cols: [Vec<f64>; 5] = Default::default();
-    let mut level = 100.0;
-    for i in 0..rows {
-        let s = &src[i % src.len()];
-        let scale = level / s.open;
-        ts.push((start + TimeDelta::minutes(i as i64)).timestamp_millis());
-        for (c, v) in cols.iter_mut().zip([
-            s.open * scale,
-            s.high * scale,
-            s.low * scale,
-            s.close * scale,
-            s.volume,
-        ]) {
-            c.push(v);
-        }
-        level = s.close * scale;
-    }
-    Ok(bars::frame_from_columns(ts, cols)?)
-}
 
 /// The shipped strategy on 1m bars; `wide` adds ema, bbands, atr, sma and stochastic
 /// inputs beside its rsi and macd ones.

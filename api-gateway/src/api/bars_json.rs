@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use chrono::DateTime;
-use data_host::bars::{ColumnSlices, DayText, FrameError, MS_PER_DAY};
+use data_host::bars::{ColumnSlices, DayText, FrameError, Millis, push_clock};
 use host_service_base::server::{CHUNK_BYTES, blocking_body};
 use polars::prelude::DataFrame;
 
@@ -128,23 +128,7 @@ impl BarsJsonWriter {
 /// day, `.mmm` only when the milliseconds are not zero, `+00:00`.
 fn push_rfc3339(out: &mut Vec<u8>, date: &str, ms: i64) {
     out.extend_from_slice(date.as_bytes());
-    let of_day = ms.rem_euclid(MS_PER_DAY);
-    let two = |out: &mut Vec<u8>, n: i64| {
-        out.push(b'0' + (n / 10) as u8);
-        out.push(b'0' + (n % 10) as u8);
-    };
-    out.push(b'T');
-    two(out, of_day / 3_600_000);
-    out.push(b':');
-    two(out, of_day / 60_000 % 60);
-    out.push(b':');
-    two(out, of_day / 1000 % 60);
-    let milli = of_day % 1000;
-    if milli != 0 {
-        out.push(b'.');
-        out.push(b'0' + (milli / 100) as u8);
-        two(out, milli % 100);
-    }
+    push_clock(out, ms, Millis::WhenNotZero);
     out.extend_from_slice(b"+00:00");
 }
 

@@ -16,7 +16,7 @@ use chrono::DateTime;
 use host_service_base::server::{CHUNK_BYTES, blocking_body};
 use polars::prelude::DataFrame;
 
-use crate::bars::{ColumnSlices, DayText, FrameError, MS_PER_DAY, VALUE_COLUMNS};
+use crate::bars::{ColumnSlices, DayText, FrameError, Millis, VALUE_COLUMNS, push_clock};
 
 /// Whether the text is written as is or as the inside of a JSON string literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,28 +121,8 @@ impl IndexJsonWriter {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`: `date`, then the time of day of `ms`.
 fn push_time(out: &mut Vec<u8>, date: &str, ms: i64) {
     out.extend_from_slice(date.as_bytes());
-    let of_day = ms.rem_euclid(MS_PER_DAY);
-    let (h, m, s, milli) = (
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1000 % 60,
-        of_day % 1000,
-    );
-    out.push(b'T');
-    push_two(out, h);
-    out.push(b':');
-    push_two(out, m);
-    out.push(b':');
-    push_two(out, s);
-    out.push(b'.');
-    out.push(b'0' + (milli / 100) as u8);
-    push_two(out, milli % 100);
+    push_clock(out, ms, Millis::Always);
     out.push(b'Z');
-}
-
-fn push_two(out: &mut Vec<u8>, n: i64) {
-    out.push(b'0' + (n / 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
 }
 
 /// The whole `orient="index"` text of a frame (for clients and tests; the service
