@@ -13,6 +13,7 @@
 
 mod redis;
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -124,10 +125,39 @@ struct Shared {
 #[derive(Debug)]
 pub struct Dedup {
     local: Mutex<LruCache<String, ()>>,
+    /// Ids being handled in this process right now: a copy arriving meanwhile waits for
+    /// the first to finish (and then finds it remembered) instead of passing `check`
+    /// too, which it would while the first has not been remembered yet.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shared: Option<Shared>,
     duplicates: AtomicU64,
     store_errors: AtomicU64,
     store_up: AtomicBool,
+}
+
+/// An id claimed for handling (see [`Dedup::claim`]); released on drop.
+#[derive(Debug)]
+pub struct Claim<'a> {
+    owner: &'a Dedup,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut in_flight = self
+            .owner
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Only the map's and this claim's handles left: nobody waits, forget the id.
+        // (Claimers clone the handle under this same lock, so the count is exact.)
+        if Arc::strong_count(&self.lock) == 2 {
+            in_flight.remove(&self.key);
+        }
+    }
 }
 
 /// Ids the local LRU keeps by default.
@@ -142,6 +172,7 @@ impl Dedup {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             local: Mutex::new(LruCache::new(capacity)),
+            in_flight: Mutex::default(),
             shared: None,
             duplicates: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
@@ -158,6 +189,27 @@ impl Dedup {
     ) -> Self {
         self.shared = Some(Shared { store, policy, ttl });
         self
+    }
+
+    /// Claims `id` for consumer `scope` until the returned guard drops, waiting while
+    /// another task of this process holds it. Held from before [`Self::check`] until
+    /// after [`Self::remember`], so concurrent copies of one message are handled once.
+    pub async fn claim(&self, scope: &str, id: &str) -> Claim<'_> {
+        let key = key(scope, id);
+        let lock = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.clone().lock_owned().await;
+        Claim {
+            owner: self,
+            key,
+            lock,
+            guard: Some(guard),
+        }
     }
 
     /// Whether `id` was handled already by consumer `scope` (ids are per consumer: two

@@ -164,6 +164,9 @@ impl Reliability {
             0 => envelope.id.to_string(),
             n => format!("{}#replay{n}", envelope.id),
         };
+        // Held until this copy's outcome is remembered: a concurrent copy waits here,
+        // then finds it a duplicate.
+        let _claim = self.dedup.claim(&consumer.name, &id).await;
         if let Some(outcome) = self.deduplicate(consumer, &id, started, stop).await {
             return outcome;
         }

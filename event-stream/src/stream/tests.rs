@@ -123,6 +123,43 @@ async fn the_same_command_three_times_is_handled_once() {
     assert_eq!(report.dedup.store, "memory");
 }
 
+/// Copies of one command in flight at once (concurrency 4, a handler slow enough that
+/// the first has not been remembered when the others are checked) are handled once.
+#[tokio::test]
+async fn copies_in_flight_together_are_handled_once() {
+    let bench = Bench::new();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let service = bench
+        .builder()
+        .consumer(
+            Consume::new("gw", "g", &[TOPIC], move |_e: Envelope| {
+                let calls = counted.clone();
+                async move {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Ok(())
+                }
+            })
+            .concurrency(4),
+        )
+        .build()
+        .expect("build")
+        .start()
+        .expect("start");
+    let cmd = command(json!({"symbol": "AAPL"}));
+    for _ in 0..4 {
+        bench.put(raw(&cmd)).await;
+    }
+    until(&service, |c| c.handled + c.duplicates == 4).await;
+    let report = service.stop().await.expect("stop");
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        (report.consumers[0].handled, report.consumers[0].duplicates),
+        (1, 3)
+    );
+}
+
 #[tokio::test]
 async fn poison_permanent_and_panicking_messages_are_dead_lettered_and_the_next_is_handled() {
     let bench = Bench::new();

@@ -129,3 +129,35 @@ fn policies_parse_by_name_and_refuse_anything_else() {
     let error = "maybe".parse::<StoreFailure>().expect_err("refused");
     assert!(error.contains("open or closed"), "{error}");
 }
+
+#[tokio::test]
+async fn a_claimed_id_waits_for_its_holder_and_is_forgotten_after() {
+    let dedup = Arc::new(Dedup::local(10));
+    let first = dedup.claim("gw", "a").await;
+    // Another id, or the same id for another consumer, is not held up.
+    drop(dedup.claim("gw", "b").await);
+    drop(dedup.claim("other", "a").await);
+    let waiter = {
+        let dedup = dedup.clone();
+        tokio::spawn(async move {
+            let _claim = dedup.claim("gw", "a").await;
+            dedup.check("gw", "a").await
+        })
+    };
+    tokio::task::yield_now().await;
+    assert!(
+        !waiter.is_finished(),
+        "the second claim waits for the first"
+    );
+    dedup.remember("gw", "a").await;
+    drop(first);
+    let check = waiter.await.expect("join");
+    assert!(
+        matches!(check, Check::Duplicate { local: true }),
+        "{check:?}"
+    );
+    assert!(
+        dedup.in_flight.lock().expect("lock").is_empty(),
+        "released ids are forgotten"
+    );
+}
