@@ -26,7 +26,7 @@ pub use extract::{Json, Query, ValidationStyle};
 pub use layers::LayerSet;
 pub use routes::Readiness;
 pub use shutdown::{shutdown_signal, shutdown_token};
-pub use streamed::{CHUNK_BYTES, blocking_body};
+pub use streamed::{CHUNK_BYTES, CountingWriter, blocking_body, blocking_writer_body};
 
 use crate::operations::Operations;
 
