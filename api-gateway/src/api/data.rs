@@ -1,11 +1,10 @@
 //! Data routes: start a load, list the store, read bars (JSON or Arrow).
 
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use data_host::api::wire::{ARROW_STREAM, to_arrow, wants_arrow};
+use data_host::api::wire::{arrow_answer, wants_arrow};
 use host_service_base::server::Json;
 use host_service_base::{CancellationToken, HostError};
 
@@ -116,12 +115,7 @@ pub(super) async fn bars(
     }
     let frame = gateway.data().bars(&symbol, timeframe, start, end).await?;
     if wants_arrow(&headers) {
-        // Encoding a large frame is CPU work: off the async threads.
-        let bytes = tokio::task::spawn_blocking(move || to_arrow(&frame))
-            .await
-            .map_err(|e| HostError::internal(format_args!("encoding task failed: {e}")))?
-            .map_err(HostError::internal)?;
-        return Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], Body::from(bytes)).into_response());
+        return arrow_answer(frame).await.map_err(HostError::internal);
     }
     // JSON of any length: written on the blocking pool as the client reads it.
     let body = bars_json::bars_body(symbol.as_str(), timeframe.as_str(), &frame)

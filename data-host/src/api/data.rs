@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::ApiState;
 use super::pandas_json;
-use super::wire::{self, ARROW_STREAM};
+use super::wire;
 use crate::params::{parse_instrument, parse_symbol, parse_time, parse_timeframe};
 use crate::provider::{BarsRequest, DataError, Validation};
 use crate::timeframe::Timeframe;
@@ -78,7 +78,6 @@ pub(super) async fn historical(
         Ok(frame) => frame,
         Err(e) => return failure(&state, &e),
     };
-    let rows = frame.height();
     if !wire::wants_arrow(&headers) {
         // Streamed: encoded on the blocking pool chunk by chunk as the client reads.
         return match pandas_json::historical_body(&frame) {
@@ -93,23 +92,9 @@ pub(super) async fn historical(
             Err(e) => failure(&state, &DataError::Store(e.to_string())),
         };
     }
-    // Encoding a large frame is CPU work: keep it off the async threads.
-    match tokio::task::spawn_blocking(move || wire::to_arrow(&frame)).await {
-        Ok(Ok(bytes)) => {
-            let mut response = bytes.into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
-            response
-                .headers_mut()
-                .insert("x-rows", HeaderValue::from(rows));
-            response
-        }
-        Ok(Err(e)) => failure(&state, &DataError::Store(e.to_string())),
-        Err(e) => failure(
-            &state,
-            &DataError::Store(format!("encoding task failed: {e}")),
-        ),
+    match wire::arrow_answer(frame).await {
+        Ok(response) => response,
+        Err(e) => failure(&state, &DataError::Store(e.to_string())),
     }
 }
 

@@ -99,6 +99,65 @@ async fn arrow_and_json_clients_get_the_stored_bars() {
 }
 
 #[tokio::test]
+async fn the_streamed_arrow_answer_says_its_exact_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 50,000 minute bars: about 2.4 MB of Arrow, several 256 KiB chunks.
+    let rows = 50_000usize;
+    let start = utc(2020, 1, 1).timestamp_millis();
+    let timestamps: Vec<i64> = (0..rows as i64).map(|i| start + i * 60_000).collect();
+    let prices: Vec<f64> = (0..rows).map(|i| 100.0 + (i % 977) as f64 / 7.0).collect();
+    let frame = data_host::bars::frame_from_columns(
+        timestamps,
+        [
+            prices.clone(),
+            prices.clone(),
+            prices.clone(),
+            prices,
+            vec![1e6; rows],
+        ],
+    )
+    .expect("frame");
+    Store::new(dir.path(), StoreFormat::Csv)
+        .save(
+            &Symbol::parse("SYNTH").expect("symbol"),
+            Timeframe::M1,
+            &frame,
+        )
+        .expect("save");
+    let host = start_host(local(dir.path())).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/data/historical", host.base))
+        .header("accept", wire::ARROW_STREAM)
+        .json(&json!({ "symbol": "SYNTH", "timeframe": "1m", "start": "2000-01-01", "end": "2100-01-01" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], wire::ARROW_STREAM);
+    assert!(
+        headers.get("transfer-encoding").is_none(),
+        "length-delimited, not chunked: {headers:?}"
+    );
+    let announced: usize = headers["content-length"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("a number");
+    let body = response.bytes().await.expect("body");
+    assert_eq!(body.len(), announced);
+    assert!(
+        announced > 3 * host_service_base::server::CHUNK_BYTES,
+        "{announced}"
+    );
+    assert_eq!(headers["x-rows"], rows.to_string().as_str());
+    assert_eq!(
+        wire::from_arrow(&body).expect("a whole Arrow stream"),
+        frame
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_named_and_nothing_is_written() {
     let dir = sample_copy();
     let before = snapshot(dir.path());
