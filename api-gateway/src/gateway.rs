@@ -129,9 +129,24 @@ pub struct ServiceHealth {
     pub details: serde_json::Value,
 }
 
-/// The gateway.
+/// The gateway. Cloned for every request (it is the routes' state), so a clone is one
+/// reference count, not a copy of its configuration and managers.
 #[derive(Debug, Clone)]
 pub struct Gateway {
+    parts: Arc<GatewayParts>,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = GatewayParts;
+
+    fn deref(&self) -> &GatewayParts {
+        &self.parts
+    }
+}
+
+/// What a [`Gateway`] holds (reached through it; its fields are private).
+#[derive(Debug)]
+pub struct GatewayParts {
     config: GatewayConfig,
     ops: Operations,
     data: DataManager,
@@ -198,14 +213,16 @@ impl Gateway {
         // health changes come before the router is built).
         let _ = events.socketio_service(settings.config.api_key.clone());
         Ok(Self {
-            config: settings.config,
-            ops,
-            data,
-            training,
-            data_pool,
-            events,
-            commands: settings.commands.map(Commands::new),
-            started: Instant::now(),
+            parts: Arc::new(GatewayParts {
+                config: settings.config,
+                ops,
+                data,
+                training,
+                data_pool,
+                events,
+                commands: settings.commands.map(Commands::new),
+                started: Instant::now(),
+            }),
         })
     }
 

@@ -315,15 +315,23 @@ impl Store {
         let Some(frame) = self.load(symbol, timeframe)? else {
             return Ok(None);
         };
-        let ts = bars::timestamps_ms(&frame)?;
-        let (Some(&first), Some(&last)) = (ts.first(), ts.last()) else {
+        let rows = frame.height();
+        if rows == 0 {
             return Ok(None);
+        }
+        // The first and last rows only (the frame is sorted): asked on every head
+        // timestamp, this must not copy a column of a million bars.
+        let end = |offset: i64| -> Result<DateTime<Utc>, StoreError> {
+            let ms = bars::timestamps_ms(&frame.slice(offset, 1))?
+                .first()
+                .copied()
+                .ok_or_else(|| FrameError::Layout("an empty slice of a non-empty frame".into()))?;
+            Ok(DateTime::from_timestamp_millis(ms).ok_or(FrameError::TimestampRange(ms))?)
         };
-        let at = |ms| DateTime::from_timestamp_millis(ms).ok_or(FrameError::TimestampRange(ms));
         Ok(Some(Coverage {
-            first: at(first)?,
-            last: at(last)?,
-            rows: ts.len(),
+            first: end(0)?,
+            last: end(-1)?,
+            rows,
         }))
     }
 
