@@ -11,15 +11,11 @@
 //! The Python half runs when `python3` imports fastapi, uvicorn and pandas; otherwise
 //! the table has data-host alone and says why.
 
-use std::process::Command;
-
-use data_host::store::{Store, StoreFormat};
-use data_host::{Symbol, Timeframe};
 use http::{
     BenchResult, Measured, first_answer, first_difference, measure, print_table, rows_and_runs,
     start_logged, start_pandas_host,
 };
-use support::synthesise;
+use support::synthetic_host;
 
 #[path = "support/http.rs"]
 mod http;
@@ -42,25 +38,7 @@ fn data_text(body: &[u8], rows: usize) -> BenchResult<String> {
 
 fn main() -> BenchResult<()> {
     let (rows, runs) = rows_and_runs();
-    let frame = synthesise(rows)?;
-    let dir = tempfile::tempdir()?;
-    Store::new(dir.path(), StoreFormat::Csv).save(
-        &Symbol::parse("SYNTH")?,
-        Timeframe::M1,
-        &frame,
-    )?;
-
-    let mut command = Command::new(BIN);
-    command
-        .args([
-            "serve",
-            "--source",
-            "local",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.path());
+    let (dir, command) = synthetic_host(rows, BIN)?;
     let mut servers = vec![start_logged("data-host (Rust)", command)?];
     match start_pandas_host(
         "FastAPI + pandas (Python)",

@@ -34,3 +34,31 @@ pub(crate) fn synthesise(
     }
     Ok(bars::frame_from_columns(ts, cols)?)
 }
+
+/// A fresh store holding `rows` synthetic one-minute bars as SYNTH 1m, and the command
+/// that starts the data-host binary `bin` serving that store (local source, port 0).
+#[allow(dead_code)] // Not every bench that shares this file serves a store.
+pub(crate) fn synthetic_host(
+    rows: usize,
+    bin: &str,
+) -> Result<(tempfile::TempDir, std::process::Command), Box<dyn std::error::Error>> {
+    let frame = synthesise(rows)?;
+    let dir = tempfile::tempdir()?;
+    Store::new(dir.path(), StoreFormat::Csv).save(
+        &Symbol::parse("SYNTH")?,
+        Timeframe::M1,
+        &frame,
+    )?;
+    let mut command = std::process::Command::new(bin);
+    command
+        .args([
+            "serve",
+            "--source",
+            "local",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path());
+    Ok((dir, command))
+}
