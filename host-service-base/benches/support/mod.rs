@@ -2,6 +2,7 @@
 //! a two-core host.
 
 /// Seconds per row: `-- --secs N`, else `default`.
+#[allow(dead_code)] // Not every bench runs rows for a time.
 pub(crate) fn secs_arg(default: f64) -> f64 {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
