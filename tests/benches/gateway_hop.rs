@@ -27,7 +27,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hostbridge_tests::process::{Service, arg, sample_data, strategies};
+use hostbridge_tests::process::{Service, arg, sample_data};
+use hostbridge_tests::stack;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -74,21 +75,10 @@ fn main() -> BenchResult<()> {
     )?;
     let models = tempfile::tempdir()?;
     let data_url = data_host.url();
-    let gateway = Service::start(
-        "api-gateway",
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            arg(store.path()),
-            "--models-dir",
-            arg(models.path()),
-            "--strategies-dir",
-            arg(&strategies()),
-            "--ib-address",
-            "127.0.0.1:9",
-        ],
+    let gateway = stack::gateway(
+        store.path(),
+        models.path(),
+        None,
         &[
             ("USE_IB_HOST_SERVICE", "true"),
             ("IB_HOST_SERVICE_URL", data_url.as_str()),

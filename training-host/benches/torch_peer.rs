@@ -31,18 +31,15 @@
 //! reports our side, e.g.
 //! `TORCH_PYTHON=/work/scratch/torchenv/bin/python cargo bench -p training-host --bench torch_peer`.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::error::Error;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
-use data_host::local::LocalProvider;
-use data_host::provider::{BarsRequest, DataProvider};
-use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
 use serde_json::Value;
 use training_host::features::{Dataset, Split, build_dataset};
@@ -91,26 +88,11 @@ fn shipped_dataset() -> BenchResult<(Strategy, Dataset)> {
     let yaml =
         std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let strategy = parse_strategy(&yaml)?;
-    let provider = Arc::new(LocalProvider::new(Store::new(
-        repo().join("data"),
-        StoreFormat::Csv,
-    )));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     // The same bars benches/training.rs trains on.
-    let mut bars = BTreeMap::new();
-    for symbol in &strategy.training_data.symbols {
-        let request = BarsRequest::new(
-            symbol.clone(),
-            data_host::Timeframe::D1,
-            "2000-01-01T00:00:00Z".parse()?,
-            "2014-01-01T00:00:00Z".parse()?,
-            None,
-        )?;
-        let frame = runtime.block_on(provider.bars(&request, &CancellationToken::new()))?;
-        bars.insert((symbol.clone(), data_host::Timeframe::D1), frame);
-    }
+    let bars = support::daily_bars(&strategy, &runtime)?;
     let dataset = build_dataset(&strategy, &bars)?;
     Ok((strategy, dataset))
 }

@@ -4,13 +4,13 @@
 //!
 //! Run: `cargo bench -p training-host --bench training`
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use data_host::local::LocalProvider;
-use data_host::provider::{BarsRequest, DataProvider};
 use data_host::store::{Store, StoreFormat};
 use host_service_base::CancellationToken;
 use host_service_base::operations::Operations;
@@ -53,18 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut throughput = Vec::new();
     for batch in [32u32, 256] {
         let strategy = parse_strategy(&strategy_yaml(EPOCHS, batch)?)?;
-        let mut bars = BTreeMap::new();
-        for symbol in &strategy.training_data.symbols {
-            let request = BarsRequest::new(
-                symbol.clone(),
-                data_host::Timeframe::D1,
-                "2000-01-01T00:00:00Z".parse()?,
-                "2014-01-01T00:00:00Z".parse()?,
-                None,
-            )?;
-            let frame = runtime.block_on(provider.bars(&request, &CancellationToken::new()))?;
-            bars.insert((symbol.clone(), data_host::Timeframe::D1), frame);
-        }
+        let bars = support::daily_bars(&strategy, &runtime)?;
         let models = tempfile::tempdir()?;
         let outcome = run_training(&strategy, &bars, models.path(), RunOptions::default())?;
         let samples = outcome.data_summary.train_samples * outcome.training.epochs_trained;
