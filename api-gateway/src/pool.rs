@@ -180,16 +180,14 @@ impl<C: AsyncHostService + 'static> HostPool<C> {
         let n = self.members.len();
         (0..n)
             .map(|i| &self.members[(start + i) % n])
-            .filter(|m| m.last_health().is_none_or(|h| h.healthy))
+            .filter(|m| m.maybe_up())
             .cloned()
             .collect()
     }
 
     /// Whether some instance is not known to be down (does not rotate the choice).
     pub fn any_up(&self) -> bool {
-        self.members
-            .iter()
-            .any(|m| m.last_health().is_none_or(|h| h.healthy))
+        self.members.iter().any(|m| m.maybe_up())
     }
 
     /// The error a call gets when no instance is healthy.

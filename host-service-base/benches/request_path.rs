@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -20,44 +19,10 @@ use axum::routing::get;
 use bytes::Bytes;
 use host_service_base::CancellationToken;
 use host_service_base::server::{LayerSet, Server, ServerConfig};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-
-/// The floor: hyper answering fixed bytes, nothing else.
-async fn bare_hyper(body: Bytes) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |_req: Request<Incoming>| {
-                    let body = body.clone();
-                    async move {
-                        let mut response = Response::new(Full::new(body));
-                        response.headers_mut().insert(
-                            hyper::header::CONTENT_TYPE,
-                            hyper::header::HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
 
 /// axum with the one route and no middleware.
 async fn axum_alone(body: Bytes) -> SocketAddr {
@@ -183,7 +148,7 @@ fn main() {
         let full = full_server().await;
         // The floor answers exactly the bytes the real route does.
         let probe = load_body(full).await;
-        let floor = bare_hyper(probe.clone()).await;
+        let floor = support::bare_hyper(probe.clone()).await;
         let alone = axum_alone(probe.clone()).await;
         let only = |span, metrics, timeout| {
             server_with(LayerSet {

@@ -257,8 +257,16 @@ impl HostError {
     /// True when no byte of the request left this process (the connection was refused
     /// or timed out): the service cannot have seen it.
     pub fn never_sent(&self) -> bool {
-        matches!(self, Self::Unavailable { source, .. }
-            if source.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_connect))
+        let Self::Unavailable { source, .. } = self else {
+            return false;
+        };
+        // The host client's own transport, or a reqwest caller (the webhook writer).
+        source
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+            || source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect)
     }
 
     /// The message clients see. Internal errors and source chains stay in the logs.

@@ -97,6 +97,12 @@ impl HealthCache {
         self.lock().as_ref().map(|(_, report)| report.clone())
     }
 
+    /// Whether the last result was healthy (None before the first); never waits, and
+    /// copies nothing: hot paths ask this per request, and a report carries details.
+    pub fn last_healthy(&self) -> Option<bool> {
+        self.lock().as_ref().map(|(_, report)| report.healthy)
+    }
+
     /// The last result if it is younger than the TTL; never waits.
     pub fn fresh(&self) -> Option<HealthReport> {
         self.lock()

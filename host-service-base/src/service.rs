@@ -86,6 +86,12 @@ pub trait AsyncHostService: Send + Sync {
         self.health_cache().last()
     }
 
+    /// Not known to be down: healthy at the last probe, or never probed yet. What a
+    /// pool asks per request (no report is copied).
+    fn maybe_up(&self) -> bool {
+        self.health_cache().last_healthy().unwrap_or(true)
+    }
+
     /// GETs a JSON answer.
     async fn get_json<T>(
         &self,

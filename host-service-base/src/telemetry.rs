@@ -186,6 +186,16 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, TelemetryError> {
         .map_err(TelemetryError::Metrics)
 }
 
+/// The process-wide recorder's handle, once [`Metrics::install`] ran.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Whether [`Metrics::install`] has installed the process-wide recorder: a metric
+/// handle registered before that is a no-op forever, so only after it may a hot path
+/// keep one instead of registering per use.
+pub(crate) fn recorder_installed() -> bool {
+    HANDLE.get().is_some()
+}
+
 /// A cheap, cloneable handle onto a Prometheus recorder's registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -197,7 +207,6 @@ impl Metrics {
     /// and starting a small upkeep thread that folds histogram samples every few seconds);
     /// later calls return the same handle.
     pub fn install() -> Result<Self, TelemetryError> {
-        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
         static INSTALLING: Mutex<()> = Mutex::new(());
         if let Some(handle) = HANDLE.get() {
             return Ok(Self::from_handle(handle.clone()));

@@ -108,17 +108,29 @@ fn newest(path: &Path) -> Option<SystemTime> {
     Some(latest)
 }
 
-/// Whether `binary` exists and is at least as new as its package's manifest, sources and
-/// embedded assets.
+/// The workspace's library crates a binary may link: a change in one of them makes
+/// every binary stale, though the binary's own package did not change.
+const LIBRARIES: [&str; 4] = [
+    "host-service-base",
+    "event-stream",
+    "data-host",
+    "training-host",
+];
+
+/// Whether `binary` exists and is at least as new as the manifests, sources and embedded
+/// assets of its package and of the workspace libraries it may link, and the lock file.
 fn up_to_date(binary: &Path, package: &str) -> bool {
     let Some(built) = std::fs::metadata(binary).and_then(|m| m.modified()).ok() else {
         return false;
     };
-    let package_dir = workspace_root().join(package);
+    let root = workspace_root();
+    let crates = std::iter::once(package).chain(LIBRARIES.into_iter().filter(|l| *l != package));
     // `ui/`: the gateway compiles its operations page in (`include_str!`).
-    ["Cargo.toml", "src", "ui"]
-        .iter()
-        .filter_map(|p| newest(&package_dir.join(p)))
+    let inputs = crates
+        .flat_map(|dir| ["Cargo.toml", "src", "ui"].map(|p| root.join(dir).join(p)))
+        .chain([root.join("Cargo.toml"), root.join("Cargo.lock")]);
+    inputs
+        .filter_map(|path| newest(&path))
         .all(|changed| changed <= built)
 }
 

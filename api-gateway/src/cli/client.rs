@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use host_service_base::client::RetryPolicy;
+use host_service_base::client::{RetryPolicy, Streamed};
 use host_service_base::{HostClient, HostError};
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -67,7 +67,7 @@ impl GatewayClient {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<reqwest::Response, HostError> {
+    ) -> Result<Streamed, HostError> {
         self.request(Method::GET, path)
             .query(query)
             .header(

@@ -131,7 +131,7 @@ pub enum SseError {
         /// The stream's URL.
         url: String,
         /// What failed.
-        source: reqwest::Error,
+        source: HostError,
     },
     /// Nothing arrived, not even a heartbeat, for longer than the gateway's interval.
     #[error("the event stream of {url} went silent for {after:?}")]
@@ -152,7 +152,7 @@ pub enum SseError {
 /// The events of one open `GET /api/v1/events`.
 pub struct EventStream {
     url: String,
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    body: BoxStream<'static, Result<Bytes, HostError>>,
     parser: SseParser,
     ready: VecDeque<SseEvent>,
 }

@@ -1,5 +1,16 @@
-//! What the server benches share: reading `--secs N` and the runtime services run on
-//! a two-core host.
+//! What the server benches share: reading `--secs N`, the runtime services run on a
+//! two-core host, and the floor every HTTP row is held against (a bare hyper server).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 
 /// Seconds per row: `-- --secs N`, else `default`.
 #[allow(dead_code)] // Not every bench runs rows for a time.
@@ -32,4 +43,37 @@ pub(crate) fn two_worker_runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
+}
+
+/// The floor: hyper answering fixed bytes as JSON, nothing else.
+#[allow(dead_code)] // Only the HTTP benches use it.
+pub(crate) async fn bare_hyper(body: Bytes) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        let mut response = Response::new(Full::new(body));
+                        response.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
 }

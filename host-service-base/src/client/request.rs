@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, StatusCode};
+use futures::Stream;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -47,8 +50,75 @@ pub struct Buffered {
     pub body: Bytes,
 }
 
+/// A successful answer whose body is still arriving ([`HostRequest::send`]).
+#[derive(Debug)]
+pub struct Streamed {
+    service: String,
+    url: url::Url,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Incoming,
+}
+
+impl Streamed {
+    /// The HTTP status (2xx).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The answer's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The URL the request went to.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The next piece of the body, `None` at its end. A connection lost mid-body is
+    /// [`HostError::Unavailable`].
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HostError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Ok(frame)) => {
+                    // Trailers carry no body bytes.
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                Some(Err(e)) => return Err(HostError::unavailable(self.service.clone(), e)),
+            }
+        }
+    }
+
+    /// The rest of the body as a stream of pieces.
+    pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes, HostError>> + Send + 'static {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut streamed = state?;
+            match streamed.chunk().await {
+                Ok(Some(bytes)) => Some((Ok(bytes), Some(streamed))),
+                Ok(None) => None,
+                // The stream ends after its error.
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
+    /// The whole rest of the body, unbounded: the caller chose to stream, so the size
+    /// is its to bound (use [`HostRequest::send_bytes`] for a capped read).
+    pub async fn bytes(mut self) -> Result<Bytes, HostError> {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = self.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
 enum Outcome {
-    Streaming(reqwest::Response),
+    Streaming(Streamed),
     Buffered(Buffered),
 }
 
@@ -157,7 +227,7 @@ impl<'a> HostRequest<'a> {
 
     /// Sends and returns the answer once its headers arrive; the timeout covers the
     /// headers only, so the body can be streamed. Non-2xx answers become errors.
-    pub async fn send(self) -> Result<reqwest::Response, HostError> {
+    pub async fn send(self) -> Result<Streamed, HostError> {
         match self.run(false).await? {
             Outcome::Streaming(response) => Ok(response),
             Outcome::Buffered(_) => Err(HostError::internal("buffered answer on streaming call")),
@@ -201,13 +271,25 @@ impl<'a> HostRequest<'a> {
         }
         .instrument(span)
         .await;
-        // A static label on success: no allocation on the path every call takes.
-        let outcome: metrics::SharedString = match &result {
-            Ok(_) => "ok".into(),
-            Err(e) => e.code().to_owned().into(),
-        };
-        metrics::counter!(CLIENT_REQUESTS_TOTAL, "service" => self.client.service().to_owned(), "outcome" => outcome)
-            .increment(1);
+        let service = || self.client.service().to_owned();
+        match &result {
+            Ok(_) if crate::telemetry::recorder_installed() => self
+                .client
+                .inner
+                .ok_calls
+                .get_or_init(|| {
+                    metrics::counter!(CLIENT_REQUESTS_TOTAL, "service" => service(), "outcome" => "ok")
+                })
+                .increment(1),
+            Ok(_) => {
+                metrics::counter!(CLIENT_REQUESTS_TOTAL, "service" => service(), "outcome" => "ok")
+                    .increment(1);
+            }
+            Err(e) => {
+                metrics::counter!(CLIENT_REQUESTS_TOTAL, "service" => service(), "outcome" => e.code().to_owned())
+                    .increment(1);
+            }
+        }
         result
     }
 
@@ -216,10 +298,7 @@ impl<'a> HostRequest<'a> {
         buffer: bool,
         cancel: &CancellationToken,
     ) -> Result<Outcome, HostError> {
-        let mut url = self.client.url_for(&self.path)?;
-        if !self.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(&self.query);
-        }
+        let uri = self.client.uri_for(&self.path, &self.query)?;
         let mut policy = self.client.retry_policy().clone();
         if let Some(cap) = self.max_retries {
             policy.max_retries = policy.max_retries.min(cap);
@@ -240,7 +319,7 @@ impl<'a> HostRequest<'a> {
                     per_attempt.min(left)
                 }
             };
-            let failure = match self.attempt(&url, buffer, timeout).await {
+            let failure = match self.attempt(&uri, buffer, timeout).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(failure) => failure,
             };
@@ -284,38 +363,51 @@ impl<'a> HostRequest<'a> {
 
     async fn attempt(
         &self,
-        url: &url::Url,
+        uri: &Uri,
         buffer: bool,
         timeout: Duration,
     ) -> Result<Outcome, Failure> {
         let service = self.client.service();
         let max_body = self.client.inner.max_body;
-        let mut builder = self
-            .client
-            .inner
-            .http
-            .request(self.method.clone(), url.clone())
-            .headers(self.headers.clone());
-        if let Some(body) = &self.body {
-            builder = builder.body(body.clone());
-        }
+        let mut request = Request::new(Full::new(self.body.clone().unwrap_or_default()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+            .headers_mut()
+            .insert(USER_AGENT, self.client.inner.user_agent.clone());
         let exchange = async {
-            let response = builder
-                .send()
+            let response = self
+                .client
+                .inner
+                .http
+                .send(request)
                 .await
                 .map_err(|e| transport_failure(service, e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(error_answer(service, response).await);
             }
+            let (head, body) = response.into_parts();
             if !buffer {
-                return Ok(Outcome::Streaming(response));
+                // A URI this client built is a valid URL.
+                let url = url::Url::parse(&uri.to_string()).map_err(|e| Failure {
+                    error: HostError::internal(format_args!("request URL: {e}")),
+                    sent: true,
+                    retry_after: None,
+                })?;
+                return Ok(Outcome::Streaming(Streamed {
+                    service: service.to_owned(),
+                    url,
+                    status,
+                    headers: head.headers,
+                    body,
+                }));
             }
-            let headers = response.headers().clone();
-            let body = read_capped(service, response, max_body).await?;
+            let body = read_capped(service, body, max_body).await?;
             Ok(Outcome::Buffered(Buffered {
                 status,
-                headers,
+                headers: head.headers,
                 body,
             }))
         };
@@ -335,11 +427,7 @@ impl<'a> HostRequest<'a> {
 
 /// Reads a whole answer, refusing one larger than `max` bytes (announced or sent):
 /// a confused or hostile upstream must not make this process buffer without end.
-async fn read_capped(
-    service: &str,
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Bytes, Failure> {
+async fn read_capped(service: &str, mut body: Incoming, max: usize) -> Result<Bytes, Failure> {
     let too_large = |size: String| Failure {
         error: HostError::Decode {
             what: format!("{service} answer"),
@@ -351,26 +439,32 @@ async fn read_capped(
         sent: true,
         retry_after: None,
     };
-    if let Some(announced) = response.content_length()
+    // hyper reports the Content-Length it read as an exact size hint.
+    let announced = body.size_hint().exact();
+    if let Some(announced) = announced
         && announced > max as u64
     {
         return Err(too_large(format!("{announced} bytes")));
     }
-    let mut body = BytesMut::with_capacity(
-        response
-            .content_length()
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(max)),
-    );
+    let mut bytes =
+        BytesMut::with_capacity(announced.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(max)));
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let Ok(chunk) = frame.into_data() else {
+                    continue; // trailers
+                };
+                if bytes.len() + chunk.len() > max {
                     return Err(too_large(format!("more than {max} bytes")));
                 }
-                body.extend_from_slice(&chunk);
+                if bytes.is_empty() && body.is_end_stream() {
+                    // The usual small answer arrives in one piece: keep it, no copy.
+                    return Ok(chunk);
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            Ok(None) => return Ok(body.freeze()),
-            Err(e) => {
+            None => return Ok(bytes.freeze()),
+            Some(Err(e)) => {
                 return Err(Failure {
                     error: HostError::unavailable(service, e),
                     sent: true,
@@ -381,7 +475,7 @@ async fn read_capped(
     }
 }
 
-fn transport_failure(service: &str, error: reqwest::Error) -> Failure {
+fn transport_failure(service: &str, error: hyper_util::client::legacy::Error) -> Failure {
     // A connect error means no byte of the request left this process.
     let sent = !error.is_connect();
     Failure {
@@ -391,21 +485,24 @@ fn transport_failure(service: &str, error: reqwest::Error) -> Failure {
     }
 }
 
-async fn error_answer(service: &str, mut response: reqwest::Response) -> Failure {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let mut body = BytesMut::new();
+async fn error_answer(service: &str, response: Response<Incoming>) -> Failure {
+    let (head, mut body) = response.into_parts();
+    let mut bytes = BytesMut::new();
     // A broken or huge error body still yields an error built from the status.
-    while body.len() < MAX_ERROR_BODY {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
+    while bytes.len() < MAX_ERROR_BODY {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(chunk) = frame.into_data() {
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            None | Some(Err(_)) => break,
         }
     }
-    body.truncate(MAX_ERROR_BODY);
+    bytes.truncate(MAX_ERROR_BODY);
     Failure {
-        error: HostError::from_upstream(service, status, &headers, &body),
+        error: HostError::from_upstream(service, head.status, &head.headers, &bytes),
         sent: true,
-        retry_after: retry_after(&headers),
+        retry_after: retry_after(&head.headers),
     }
 }
