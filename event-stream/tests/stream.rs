@@ -101,6 +101,8 @@ fn command(symbol: &str) -> Envelope {
 struct Counting {
     transport: Arc<MemoryTransport>,
     calls: Arc<Mutex<HashMap<String, u32>>>,
+    /// How long each call takes.
+    work: Duration,
 }
 
 impl Counting {
@@ -108,11 +110,22 @@ impl Counting {
         Self {
             transport: Arc::new(MemoryTransport::new(MemoryBus::new(TopicConfig::default()))),
             calls: Arc::default(),
+            work: Duration::ZERO,
+        }
+    }
+
+    /// Another process counting into the same tally: its own bus and service.
+    fn another_process(&self, work: Duration) -> Self {
+        Self {
+            transport: Arc::new(MemoryTransport::new(MemoryBus::new(TopicConfig::default()))),
+            calls: self.calls.clone(),
+            work,
         }
     }
 
     fn start(&self, dedup: Dedup) -> RunningService {
         let calls = self.calls.clone();
+        let work = self.work;
         StreamService::builder("redis-test")
             .transport(self.transport.clone())
             .dedup(dedup)
@@ -128,6 +141,7 @@ impl Counting {
                     async move {
                         let symbol = e.data["symbol"].as_str().unwrap_or_default().to_owned();
                         *calls.lock().expect("lock").entry(symbol).or_insert(0) += 1;
+                        tokio::time::sleep(work).await;
                         Ok::<(), HandleError>(())
                     }
                 })
@@ -204,6 +218,76 @@ async fn redis_remembers_ids_across_a_restart_of_the_service() {
     assert_eq!(report.dedup.store, "redis");
     assert!(report.dedup.store_up);
     assert_eq!(report.dedup.store_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_leases_an_id_to_one_process_at_a_time() {
+    use event_stream::stream::dedup::{Check, SharedStore, Taken};
+    let Some(redis) = OwnRedis::start() else {
+        return;
+    };
+    // Two processes: their own stores and LRUs, one Redis.
+    let lease = Duration::from_millis(300);
+    let first = redis_dedup(&redis.url(), StoreFailure::Closed).lease(lease);
+    let second = redis_dedup(&redis.url(), StoreFailure::Closed).lease(lease);
+    assert_eq!(first.check("gw", "cmd-1").await, Check::New);
+    assert_eq!(second.check("gw", "cmd-1").await, Check::InFlight);
+    assert_eq!(
+        first.check("gw", "cmd-1").await,
+        Check::New,
+        "its own lease"
+    );
+    first.remember("gw", "cmd-1").await;
+    assert_eq!(
+        second.check("gw", "cmd-1").await,
+        Check::Duplicate { local: false }
+    );
+
+    // A holder that dies: its lease lapses, the next process handles the id.
+    assert_eq!(first.check("gw", "cmd-2").await, Check::New);
+    assert_eq!(second.check("gw", "cmd-2").await, Check::InFlight);
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(second.check("gw", "cmd-2").await, Check::New);
+
+    // Through the consumers: the same command reaches two processes at once (a
+    // rebalance, a republish); the one that takes it second waits, then skips it.
+    let one = Counting::new().another_process(Duration::from_millis(200));
+    let two = one.another_process(Duration::from_millis(200));
+    let first = one.start(redis_dedup(&redis.url(), StoreFailure::Open));
+    let second = two.start(redis_dedup(&redis.url(), StoreFailure::Open));
+    let cmd = command("MSFT");
+    tokio::join!(one.put(&cmd), two.put(&cmd));
+    until(&first, |c| c.handled + c.duplicates == 1).await;
+    until(&second, |c| c.handled + c.duplicates == 1).await;
+    let (a, b) = (
+        first.stop().await.expect("stop"),
+        second.stop().await.expect("stop"),
+    );
+    assert_eq!(one.calls("MSFT"), 1, "handled once across both processes");
+    let handled: u64 = [&a, &b].iter().map(|r| r.consumers[0].handled).sum();
+    let duplicates: u64 = [&a, &b].iter().map(|r| r.consumers[0].duplicates).sum();
+    assert_eq!((handled, duplicates), (1, 1));
+
+    // Ids remembered by an earlier version (value `1`) still count as handled.
+    let store = RedisStore::new(&redis.url()).expect("store");
+    let mut connection = ::redis::Client::open(redis.url())
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let () = ::redis::cmd("SET")
+        .arg("old-key")
+        .arg(1)
+        .query_async(&mut connection)
+        .await
+        .expect("SET");
+    assert_eq!(
+        store
+            .take("old-key", "lease:x", Duration::from_secs(1))
+            .await
+            .expect("take"),
+        Taken::Done
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,17 @@
 //! Deduplication by envelope id: a bounded local LRU in front of an optional shared
-//! store (Redis `SET NX EX`, see [`RedisStore`]).
+//! store (Redis, see [`RedisStore`]).
 //!
 //! An id is remembered once its message is finally handled (done or dead-lettered), not
 //! when handling starts: a consumer that dies mid-handling leaves the id unremembered,
 //! so the redelivery is handled (at-least-once) instead of being skipped and lost.
+//!
+//! Across processes, checking and remembering are not enough: two consumers given the
+//! same message (a rebalance, a republished command) could both check before either
+//! remembers. So checking *takes* the id in the shared store with a lease (one atomic
+//! step: taken by nobody, or by this process, becomes this process's for
+//! [`DEFAULT_LEASE`]); another process finding the lease waits ([`Check::InFlight`])
+//! until the id is remembered (a duplicate) or the lease lapses (its holder died: the
+//! id is free to handle again).
 //! Effects that must happen once are made idempotent by the handler too (the gateway
 //! uses the command id as the operation id).
 //!
@@ -46,8 +54,22 @@ pub trait SharedStore: Send + Sync + std::fmt::Debug + 'static {
     fn name(&self) -> &'static str;
     /// Whether `key` was remembered.
     async fn seen(&self, key: &str) -> Result<bool, StoreError>;
-    /// Remembers `key` for `ttl` (first writer wins; a repeat is not an error).
+    /// In one atomic step: when `key` is free or leased to `holder` already, leases it
+    /// to `holder` for `lease`; else says whether it is remembered or leased elsewhere.
+    async fn take(&self, key: &str, holder: &str, lease: Duration) -> Result<Taken, StoreError>;
+    /// Remembers `key` for `ttl`, replacing a lease on it.
     async fn remember(&self, key: &str, ttl: Duration) -> Result<(), StoreError>;
+}
+
+/// The answer of [`SharedStore::take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Leased to the caller: handle it.
+    Yours,
+    /// Remembered: handled already.
+    Done,
+    /// Leased to another holder, which is handling it now.
+    Elsewhere,
 }
 
 /// What to do with a message when the shared store cannot be asked.
@@ -96,6 +118,9 @@ pub enum Check {
     },
     /// The shared store failed and the policy is `closed`: try again later.
     Unavailable(StoreError),
+    /// Another process is handling it right now: ask again shortly (it ends remembered,
+    /// or its lease lapses and the id is free).
+    InFlight,
 }
 
 /// What `/health` and the closing of a service report.
@@ -113,12 +138,16 @@ pub struct DedupReport {
     pub store_errors: u64,
 }
 
-/// A shared store with its policy and key lifetime.
+/// A shared store with its policy, key lifetime, and this process's lease.
 #[derive(Debug)]
 struct Shared {
     store: Arc<dyn SharedStore>,
     policy: StoreFailure,
     ttl: Duration,
+    lease: Duration,
+    /// This process's name on the leases it holds: a retry of a message in this process
+    /// finds its own lease and goes on; another process waits.
+    holder: String,
 }
 
 /// The dedup stage of a stream service.
@@ -165,6 +194,11 @@ pub const DEFAULT_LOCAL_CAPACITY: usize = 100_000;
 /// How long the shared store keeps an id by default: longer than the commands topic's
 /// retention (1 d), so a replay of the whole topic is still recognised.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2 * 24 * 3600);
+/// How long a process holds an id it is handling before another may take it over: longer
+/// than a handler with its retries normally takes (a lapsed lease on a live holder lets
+/// a duplicate through, as without leases), short enough that a crashed holder's
+/// messages are not held up for long (a rebalance itself takes seconds).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 impl Dedup {
     /// The local LRU alone, keeping `capacity` ids (at least 1).
@@ -187,7 +221,22 @@ impl Dedup {
         policy: StoreFailure,
         ttl: Duration,
     ) -> Self {
-        self.shared = Some(Shared { store, policy, ttl });
+        self.shared = Some(Shared {
+            store,
+            policy,
+            ttl,
+            lease: DEFAULT_LEASE,
+            holder: format!("lease:{}", uuid::Uuid::new_v4()),
+        });
+        self
+    }
+
+    /// How long an id being handled stays this process's in the shared store (default
+    /// [`DEFAULT_LEASE`]; no effect without a shared store).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        if let Some(shared) = &mut self.shared {
+            shared.lease = lease;
+        }
         self
     }
 
@@ -222,14 +271,17 @@ impl Dedup {
         let Some(shared) = &self.shared else {
             return Check::New;
         };
-        match shared.store.seen(&key).await {
-            Ok(seen) => {
+        match shared.store.take(&key, &shared.holder, shared.lease).await {
+            Ok(taken) => {
                 self.store_up.store(true, Ordering::Relaxed);
-                if seen {
-                    self.lock().put(key, ());
-                    return self.duplicate(scope, false);
+                match taken {
+                    Taken::Yours => Check::New,
+                    Taken::Done => {
+                        self.lock().put(key, ());
+                        self.duplicate(scope, false)
+                    }
+                    Taken::Elsewhere => Check::InFlight,
                 }
-                Check::New
             }
             Err(error) => {
                 self.store_failed(&error, "checking an id");

@@ -224,7 +224,8 @@ impl Reliability {
     }
 
     /// `Some(outcome)` when the message must not be handled now: a duplicate, or the
-    /// service stopped while the dedup store was unavailable (fail-closed).
+    /// service stopped while waiting for the dedup store (unavailable and fail-closed,
+    /// or another process handling the same id).
     async fn deduplicate(
         &self,
         consumer: &Consumer,
@@ -245,9 +246,15 @@ impl Reliability {
                     consumer.recorder.duplicate(started.elapsed());
                     return Some(Outcome::Duplicate);
                 }
-                Check::Unavailable(error) => {
+                waiting => {
                     let delay = waits.next().unwrap_or(self.retry.max_delay);
-                    tracing::debug!(%error, ?delay, "dedup store unavailable (fail-closed): waiting");
+                    if let Check::Unavailable(error) = &waiting {
+                        tracing::debug!(%error, ?delay, "dedup store unavailable (fail-closed): waiting");
+                    } else {
+                        // Another process holds the id: it is remembered soon, or its
+                        // lease lapses.
+                        tracing::debug!(?delay, "handled by another consumer now: waiting");
+                    }
                     if !pause(delay, stop).await {
                         consumer.recorder.abandoned();
                         return Some(Outcome::Abandoned);

@@ -1,16 +1,36 @@
-//! The Redis dedup store: `EXISTS` to check, `SET key 1 NX EX ttl` to remember, over
-//! one multiplexed connection that reconnects by itself.
+//! The Redis dedup store: a small Lua script to take an id with a lease (atomic in
+//! Redis), `SET key done EX ttl` to remember it, over one multiplexed connection that
+//! reconnects by itself.
 
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use async_trait::async_trait;
 
-use super::{SharedStore, StoreError};
+use super::{SharedStore, StoreError, Taken};
 
 /// How long one call may take before it counts as a failure (a store that hangs must
 /// not hang the consumer).
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Takes `KEYS[1]` for holder `ARGV[1]` for `ARGV[2]` ms when it is free or the holder's
+/// already: 1. Leased to another holder (values starting `lease:`): 2. Remembered (any
+/// other value, `1` as earlier versions wrote too): 0. One script, so no other client's
+/// command runs between the read and the write.
+const TAKE: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if string.sub(v, 1, 6) == 'lease:' then
+  return 2
+end
+return 0
+"#;
+
+/// The value of a remembered id.
+const DONE: &str = "done";
 
 /// Ids in Redis, shared by every consumer of a group and kept across restarts.
 #[derive(Clone)]
@@ -80,17 +100,31 @@ impl SharedStore for RedisStore {
         }
     }
 
+    async fn take(&self, key: &str, holder: &str, lease: Duration) -> Result<Taken, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut command = ::redis::cmd("EVAL");
+        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        command.arg(TAKE).arg(1).arg(key).arg(holder).arg(lease_ms);
+        let call = command.query_async::<i64>(&mut connection);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(1)) => Ok(Taken::Yours),
+            Ok(Ok(2)) => Ok(Taken::Elsewhere),
+            Ok(Ok(_)) => Ok(Taken::Done),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => Err(self.failed(format!("no answer within {CALL_TIMEOUT:?}"))),
+        }
+    }
+
     async fn remember(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
         let mut command = ::redis::cmd("SET");
+        // Replaces this process's lease (or a lapsed one's successor: handled is handled).
         command
             .arg(key)
-            .arg(1)
-            .arg("NX")
+            .arg(DONE)
             .arg("EX")
             .arg(ttl.as_secs().max(1));
         let call = command.query_async::<Option<String>>(&mut connection);
-        // `OK` when set, nil when another consumer set it first: both are fine.
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.failed(e)),
@@ -141,6 +175,12 @@ mod tests {
         let store = RedisStore::new(&format!("redis://127.0.0.1:{port}")).expect("store");
         let error = store.seen("k").await.expect_err("down");
         assert_eq!(error.store, "redis");
+        assert!(
+            store
+                .take("k", "lease:me", Duration::from_secs(5))
+                .await
+                .is_err()
+        );
         assert!(store.remember("k", Duration::from_secs(5)).await.is_err());
     }
 }

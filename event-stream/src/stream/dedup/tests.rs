@@ -1,12 +1,14 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::*;
 
-/// A shared store in memory that can be switched off.
+/// A shared store in memory that can be switched off: remembered keys, and leases with
+/// their holder and end.
 #[derive(Debug, Default)]
 struct FlakyStore {
     keys: Mutex<HashSet<String>>,
+    leases: Mutex<HashMap<String, (String, std::time::Instant)>>,
     down: AtomicBool,
 }
 
@@ -21,8 +23,25 @@ impl SharedStore for FlakyStore {
         Ok(self.keys.lock().expect("lock").contains(key))
     }
 
+    async fn take(&self, key: &str, holder: &str, lease: Duration) -> Result<Taken, StoreError> {
+        self.up()?;
+        if self.keys.lock().expect("lock").contains(key) {
+            return Ok(Taken::Done);
+        }
+        let mut leases = self.leases.lock().expect("lock");
+        let now = std::time::Instant::now();
+        match leases.get(key) {
+            Some((other, ends)) if other != holder && *ends > now => Ok(Taken::Elsewhere),
+            _ => {
+                leases.insert(key.to_owned(), (holder.to_owned(), now + lease));
+                Ok(Taken::Yours)
+            }
+        }
+    }
+
     async fn remember(&self, key: &str, _ttl: Duration) -> Result<(), StoreError> {
         self.up()?;
+        self.leases.lock().expect("lock").remove(key);
         self.keys.lock().expect("lock").insert(key.to_owned());
         Ok(())
     }
@@ -160,4 +179,37 @@ async fn a_claimed_id_waits_for_its_holder_and_is_forgotten_after() {
         dedup.in_flight.lock().expect("lock").is_empty(),
         "released ids are forgotten"
     );
+}
+
+#[tokio::test]
+async fn a_second_process_waits_while_the_first_handles_then_finds_a_duplicate() {
+    let store = Arc::new(FlakyStore::default());
+    let (first, second) = (
+        with(&store, StoreFailure::Open),
+        with(&store, StoreFailure::Open),
+    );
+    assert_eq!(first.check("gw", "a").await, Check::New);
+    // Checked before the first remembers: without the lease both would handle it.
+    assert_eq!(second.check("gw", "a").await, Check::InFlight);
+    // The first process retrying its own message finds its own lease.
+    assert_eq!(first.check("gw", "a").await, Check::New);
+    // Another consumer (scope) is not held up.
+    assert_eq!(second.check("archive", "a").await, Check::New);
+    first.remember("gw", "a").await;
+    assert_eq!(
+        second.check("gw", "a").await,
+        Check::Duplicate { local: false }
+    );
+}
+
+#[tokio::test]
+async fn the_lease_of_a_holder_that_died_lapses_and_the_id_is_handled() {
+    let store = Arc::new(FlakyStore::default());
+    let lease = Duration::from_millis(50);
+    let died = with(&store, StoreFailure::Open).lease(lease);
+    let next = with(&store, StoreFailure::Open).lease(lease);
+    assert_eq!(died.check("gw", "a").await, Check::New);
+    assert_eq!(next.check("gw", "a").await, Check::InFlight);
+    tokio::time::sleep(lease * 2).await;
+    assert_eq!(next.check("gw", "a").await, Check::New);
 }
