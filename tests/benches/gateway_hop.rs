@@ -18,7 +18,8 @@
 //! saturated two-core box throughput is bounded by the sum of those, which is what
 //! explains a ratio.
 //!
-//! Run: `cargo bench -p hostbridge-tests --bench gateway_hop [-- --secs 3 --rounds 3]`
+//! Run: `cargo bench -p hostbridge-tests --bench gateway_hop [-- --secs 3 --rounds 3
+//! --gateway-workers N]`
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Write};
@@ -75,15 +76,17 @@ fn main() -> BenchResult<()> {
     )?;
     let models = tempfile::tempdir()?;
     let data_url = data_host.url();
-    let gateway = stack::gateway(
-        store.path(),
-        models.path(),
-        None,
-        &[
-            ("USE_IB_HOST_SERVICE", "true"),
-            ("IB_HOST_SERVICE_URL", data_url.as_str()),
-        ],
-    );
+    // `--gateway-workers N`: the gateway's tokio worker threads (tokio reads the variable;
+    // absent or 0: one per core, as deployed).
+    let workers = (number_arg("--gateway-workers", 0.0) as usize).to_string();
+    let mut gateway_env = vec![
+        ("USE_IB_HOST_SERVICE", "true"),
+        ("IB_HOST_SERVICE_URL", data_url.as_str()),
+    ];
+    if workers != "0" {
+        gateway_env.push(("TOKIO_WORKER_THREADS", workers.as_str()));
+    }
+    let gateway = stack::gateway(store.path(), models.path(), None, &gateway_env);
     let floor = FloorProcess::start(data_host.addr().parse()?)?;
 
     let data_addr: SocketAddr = data_host.addr().parse()?;
