@@ -78,12 +78,13 @@ fn main() -> BenchResult<()> {
     let data_url = data_host.url();
     // `--gateway-workers N`: the gateway's tokio worker threads (tokio reads the variable;
     // absent or 0: one per core, as deployed).
-    let workers = (number_arg("--gateway-workers", 0.0) as usize).to_string();
+    let workers = number_arg("--gateway-workers", 0.0) as usize;
+    let workers = (workers > 0).then(|| workers.to_string());
     let mut gateway_env = vec![
         ("USE_IB_HOST_SERVICE", "true"),
         ("IB_HOST_SERVICE_URL", data_url.as_str()),
     ];
-    if workers != "0" {
+    if let Some(workers) = &workers {
         gateway_env.push(("TOKIO_WORKER_THREADS", workers.as_str()));
     }
     let gateway = stack::gateway(store.path(), models.path(), None, &gateway_env);
